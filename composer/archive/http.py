@@ -1,0 +1,148 @@
+"""HTTP downloads over one httpx connection pool, bounded, retried and verified.
+
+``get_small`` returns a whole body (InRelease and the like) with a size bound;
+``download_verified`` streams into the cache's temporary area, checking the size as it
+goes and the sha256 at the end, and only then renames the file into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from composer.errors import FetchError, TrustError
+
+if TYPE_CHECKING:
+
+    from composer.archive.cache import Cache
+
+RETRIES = 3
+BACKOFF = 0.5
+TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+    etag: str | None
+    last_modified: str | None
+
+
+class NotFound(FetchError):
+    """The server answered 404 or 410."""
+
+
+class Http:
+    def __init__(self, user_agent: str) -> None:
+        import httpx
+
+        self._httpx = httpx
+        self.client = httpx.Client(
+            http2=False,
+            timeout=httpx.Timeout(TIMEOUT, connect=10.0),
+            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
+            follow_redirects=True,
+            headers={"User-Agent": user_agent},
+            trust_env=False,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _retrying(self, url: str, attempt_fn):  # type: ignore[no-untyped-def]
+        httpx = self._httpx
+        last: str = ""
+        for attempt in range(RETRIES):
+            try:
+                return attempt_fn()
+            except NotFound:
+                raise
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code < 500:
+                    raise FetchError(f"cannot download {url}: HTTP {exc.response.status_code}",
+                                     "check the mirror URL and that the suite exists there") from exc
+                last = f"HTTP {exc.response.status_code}"
+            except (httpx.TransportError, OSError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            if attempt + 1 < RETRIES:
+                time.sleep(BACKOFF * (2**attempt))
+        raise FetchError(f"cannot download {url}: {last} (tried {RETRIES} times)",
+                         "check the network and the mirror, or pick another with --mirror")
+
+    def get_small(self, url: str, limit: int, etag: str | None = None,
+                  last_modified: str | None = None) -> Response:
+        """GET a small body (at most ``limit`` bytes); 304 gives an empty body."""
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+
+        def attempt() -> Response:
+            with self.client.stream("GET", url, headers=headers) as r:
+                if r.status_code in (404, 410):
+                    raise NotFound(f"{url}: not found (HTTP {r.status_code})")
+                if r.status_code == 304:
+                    return Response(304, b"", etag, last_modified)
+                r.raise_for_status()
+                chunks: list[bytes] = []
+                total = 0
+                for chunk in r.iter_bytes():
+                    total += len(chunk)
+                    if total > limit:
+                        raise TrustError(f"{url} is larger than {limit} bytes",
+                                         "refusing an oversized response; check the mirror")
+                    chunks.append(chunk)
+                return Response(r.status_code, b"".join(chunks), r.headers.get("ETag"),
+                                r.headers.get("Last-Modified"))
+
+        return self._retrying(url, attempt)  # type: ignore[no-any-return]
+
+    def download_verified(self, urls: list[str], size: int, sha256: str, cache: Cache,
+                          what: str) -> Path:
+        """Fetch the first URL that gives exactly ``size`` bytes hashing to ``sha256``."""
+        if cache.has(sha256):
+            return cache.blob_path(sha256)
+        problems: list[str] = []
+        for url in urls:
+            try:
+                return self._download_one(url, size, sha256, cache, what)
+            except TrustError as exc:
+                problems.append(exc.message)
+            except FetchError as exc:
+                problems.append(exc.message)
+        raise (TrustError if problems and all("sha256" in p or "size" in p for p in problems)
+               else FetchError)(
+            f"cannot get {what}: " + "; ".join(problems),
+            "the mirror may be out of date or serving other content; try another with --mirror",
+        )
+
+    def _download_one(self, url: str, size: int, sha256: str, cache: Cache, what: str) -> Path:
+        def attempt() -> Path:
+            with cache.incoming() as (f, tmp):
+                h = hashlib.sha256()
+                total = 0
+                with self.client.stream("GET", url) as r:
+                    if r.status_code in (404, 410):
+                        raise NotFound(f"{url}: not found (HTTP {r.status_code})")
+                    r.raise_for_status()
+                    for chunk in r.iter_bytes(1 << 16):
+                        total += len(chunk)
+                        if total > size:
+                            raise TrustError(f"{what} from {url} is larger than the {size} bytes the signed index gives")
+                        h.update(chunk)
+                        f.write(chunk)
+                if total != size:
+                    raise TrustError(f"{what} from {url} has {total} bytes, the signed index says {size}")
+                if h.hexdigest() != sha256:
+                    raise TrustError(f"{what} from {url} has sha256 {h.hexdigest()}, the signed index says {sha256}")
+                f.flush()
+                os.fsync(f.fileno())
+                return cache.commit(tmp, sha256)
+
+        return self._retrying(url, attempt)  # type: ignore[no-any-return]

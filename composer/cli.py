@@ -1,0 +1,167 @@
+"""The ``compose`` command: argument parsing, rendering and exit codes; no logic."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from composer import __version__
+from composer.errors import ComposeError
+
+EPILOG = """\
+mirrors are found at run time, in this order: --mirror NAME=URL, the environment
+variable COMPOSE_MIRROR_<NAME> (e.g. COMPOSE_MIRROR_DEBIAN_SECURITY), [mirrors] in
+~/.config/compose/config.toml, then the host's apt sources (a deb URI whose last path
+part is the archive name). The cache is $COMPOSE_CACHE_DIR or ~/.cache/compose.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="compose", description="Reproducible distroless Python images from locked Debian packages.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"compose {__version__}")
+    p.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    lk = sub.add_parser("lock", help="resolve profiles and write their locks", epilog=EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    lk.add_argument("profiles", nargs="*", type=Path, metavar="PROFILE",
+                    help="profile files (default: every profiles/*.toml)")
+    lk.add_argument("-o", "--output", type=Path, help="where to write the lock (one profile only)")
+    lk.add_argument("--check", action="store_true", help="exit 1 if a lock is missing or stale; write nothing")
+    lk.add_argument("--mirror", action="append", default=[], metavar="NAME=URL",
+                    help="mirror for an archive name (repeatable; tried in order)")
+    lk.add_argument("--allow-expired", action="store_true",
+                    help="accept a Release whose Valid-Until has passed (archived suites)")
+    lk.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
+
+    why = sub.add_parser("why", help="every chain from a root of the profile to a package")
+    why.add_argument("package")
+    why.add_argument("profile", type=Path)
+    why.add_argument("--arch", help="architecture (default: the profile's first)")
+    why.add_argument("--lock", type=Path, help="lock file (default: locks/NAME.lock.toml)")
+    why.add_argument("--json", action="store_true")
+
+    gr = sub.add_parser("graph", help="the locked dependency graph")
+    gr.add_argument("profile", type=Path)
+    gr.add_argument("--format", choices=("dot", "json"), default="dot")
+    gr.add_argument("--lock", type=Path, help="lock file (default: locks/NAME.lock.toml)")
+    return p
+
+
+def _profiles(paths: list[Path]) -> list[Path]:
+    from composer import pipeline
+
+    return paths or pipeline.all_profiles(Path("profiles"))
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from composer import pipeline
+
+    paths = _profiles(args.profiles)
+    if args.output and len(paths) != 1:
+        raise ComposeError("-o/--output needs exactly one profile", "name the profile to lock")
+    opts = pipeline.Options(mirrors=tuple(args.mirror), allow_expired=args.allow_expired)
+    profiles = [pipeline.load_profile(p) for p in paths]
+    status = 0
+    report = []
+    for prof in profiles:
+        out = args.output or pipeline.default_lock_path(prof.path, prof.name)
+        if args.check:
+            try:
+                pipeline.check(prof, out)
+                print(f"{out}: fresh")
+                report.append({"profile": prof.name, "lock": str(out), "fresh": True})
+            except ComposeError as exc:
+                if exc.exit_code != 1:
+                    raise
+                print(f"{exc.message}\nhint: {exc.hint}", file=sys.stderr)
+                report.append({"profile": prof.name, "lock": str(out), "fresh": False})
+                status = 1
+            continue
+        outcome = pipeline.lock(prof, out, opts)
+        counts = {a: len(outcome.lock.for_arch(a)) for a in prof.architectures}
+        per = ", ".join(f"{a} {n}" for a, n in counts.items())
+        verb = "wrote" if outcome.changed else "unchanged"
+        print(f"locked {prof.name}: {per} packages; {verb} {out}", file=sys.stderr)
+        report.append({"profile": prof.name, "lock": str(out), "changed": outcome.changed,
+                       "packages": counts, "fingerprint": outcome.lock.fingerprint})
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    return status
+
+
+def _lock_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from composer import lockfile, pipeline
+
+    prof = pipeline.load_profile(args.profile)
+    path = args.lock or pipeline.default_lock_path(prof.path, prof.name)
+    return prof, lockfile.load(path)
+
+
+def cmd_why(args: argparse.Namespace) -> int:
+    from composer import pipeline
+
+    prof, lk = _lock_for(args)
+    arch = args.arch or lk.architectures[0]
+    if arch not in lk.architectures:
+        raise ComposeError(f"the lock of {lk.profile} has no architecture {arch}",
+                           f"locked: {', '.join(lk.architectures)}")
+    chains = pipeline.why(lk, args.package, arch)
+    excluded = {n: w for a, n, w in lk.excluded if a == arch}
+    if args.json:
+        print(json.dumps({"package": args.package, "architecture": arch,
+                          "excluded": args.package in excluded,
+                          "chains": [[{"name": n, "via": v} for n, v in c] for c in chains]}, indent=2))
+        return 0
+    note = " (excluded by the profile: not shipped)" if args.package in excluded else ""
+    print(f"{args.package} [{arch}]{note}: {len(chains)} chain{'s' if len(chains) != 1 else ''} from the profile")
+    for chain in chains:
+        parts = []
+        for i, (name, via) in enumerate(chain):
+            if i and via:
+                parts.append(f"-[{via}]-> {name}")
+            elif i:
+                parts.append(f"-> {name}")
+            else:
+                parts.append(name)
+        print("  " + " ".join(parts))
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from composer import pipeline
+
+    _, lk = _lock_for(args)
+    if args.format == "dot":
+        sys.stdout.write(pipeline.graph_dot(lk))
+    else:
+        print(json.dumps(pipeline.graph_json(lk), indent=2, sort_keys=True))
+    return 0
+
+
+COMMANDS = {"lock": cmd_lock, "why": cmd_why, "graph": cmd_graph}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except ComposeError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,1 @@
+"""Debian formats: bytes in, values out. No I/O."""

@@ -1,0 +1,121 @@
+"""Frozen values that flow between stages (see docs/design.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from composer.debian.relation import Relation, Relations
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One ``[[source]]`` of a profile: a suite of a named archive."""
+
+    archive: str
+    suite: str
+    components: tuple[str, ...] = ("main",)
+    keyring: str = "debian"
+
+
+@dataclass(frozen=True)
+class Profile:
+    path: Path
+    name: str
+    architectures: tuple[str, ...]
+    sources: tuple[SourceSpec, ...]
+    include: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    prefer: tuple[tuple[str, str], ...] = ()
+    recommends: bool = False
+    python_version: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def lock_inputs(self) -> dict[str, Any]:
+        """Everything that decides what ``lock`` resolves, in a canonical form."""
+        return {
+            "name": self.name,
+            "architectures": list(self.architectures),
+            "sources": [
+                {"archive": s.archive, "suite": s.suite, "components": list(s.components),
+                 "keyring": s.keyring}
+                for s in self.sources
+            ],
+            "include": list(self.include),
+            "exclude": sorted(self.exclude),
+            "prefer": dict(sorted(self.prefer)),
+            "recommends": self.recommends,
+            "python": self.python_version,
+        }
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.lock_inputs(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """A verified Release, as recorded in a lock."""
+
+    archive: str
+    suite: str
+    codename: str
+    date: str
+    release_sha256: str
+    signed_by: tuple[str, ...]
+    valid_until: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PackageRecord:
+    """One binary package version from a verified Packages index."""
+
+    name: str
+    version: str
+    architecture: str
+    filename: str
+    size: int
+    sha256: str
+    source: str
+    source_version: str
+    depends: Relations
+    pre_depends: Relations
+    recommends: Relations
+    provides: tuple[Relation, ...]
+    conflicts: Relations
+    breaks: Relations
+    multi_arch: str
+    essential: bool
+    priority: str
+    origin: int
+    """Index of the profile source (0-based) whose Packages listed this version."""
+    pin: int = 500
+    """apt's default pin priority for that source: 500, 100 (ButAutomaticUpgrades), 1 (NotAutomatic)."""
+
+
+@dataclass(frozen=True)
+class Edge:
+    """``dependent`` needed ``target`` through ``relation`` (``via`` names a virtual package)."""
+
+    dependent: str
+    target: str
+    relation: str
+    kind: str = "Depends"
+    via: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The solver's answer for one architecture."""
+
+    architecture: str
+    roots: tuple[str, ...]
+    packages: tuple[PackageRecord, ...]
+    edges: tuple[Edge, ...]
+    excluded: tuple[tuple[str, tuple[str, ...]], ...]
+    """(excluded name, the packages that wanted it)."""
+    choices: tuple[tuple[str, str, tuple[str, ...]], ...]
+    """(virtual name, provider chosen, the packages that wanted it)."""

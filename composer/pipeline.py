@@ -1,0 +1,199 @@
+"""Use cases: the only place that wires I/O (archive, files) to the pure core."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from composer import __version__, lockfile
+from composer import profile as profile_mod
+from composer.errors import LockError, ProfileError, StaleLock
+from composer.lockfile import Lock
+from composer.model import Profile
+
+
+@dataclass
+class Options:
+    mirrors: tuple[str, ...] = ()
+    allow_expired: bool = False
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    say: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr)
+
+
+def default_lock_path(profile_path: Path, name: str) -> Path:
+    """``profiles/NAME.toml`` locks into ``locks/NAME.lock.toml`` beside ``profiles/``."""
+    folder = profile_path.resolve().parent
+    root = folder.parent if folder.name == "profiles" else folder
+    return root / "locks" / f"{name}.lock.toml"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a whole file or nothing: a temporary name in the same directory, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _preload() -> None:
+    # The solver's and the writer's imports cost ~0.1 s; overlap them with network I/O.
+    import networkx  # noqa: F401
+    import tomli_w  # noqa: F401
+
+
+@dataclass(frozen=True)
+class LockOutcome:
+    lock: Lock
+    path: Path
+    changed: bool
+
+
+def lock(prof: Profile, out: Path, opts: Options) -> LockOutcome:
+    from composer.archive.cache import Cache, default_root
+    from composer.archive.index import Archive
+    from composer.archive.mirrors import Mirrors
+
+    preload = threading.Thread(target=_preload, daemon=True)
+    preload.start()
+    mirrors = Mirrors(opts.mirrors, opts.env)
+    cache = Cache(default_root(opts.env))
+    with Archive(mirrors, cache, f"compose/{__version__}", opts.allow_expired) as archive:
+        sources = archive.open_sources(prof.sources)
+        indexes = [archive.index(sources, arch) for arch in prof.architectures]
+    preload.join()
+    from composer import resolve
+
+    resolutions = [
+        resolve.solve(ix, prof.include, prof.exclude, dict(prof.prefer), prof.recommends)
+        for ix in indexes
+    ]
+    new = lockfile.from_resolution(prof, [s.record for s in sources], resolutions)
+    text = lockfile.dumps(new).encode()
+    try:
+        old = out.read_bytes()
+    except FileNotFoundError:
+        old = None
+    if old != text:
+        write_atomic(out, text)
+    return LockOutcome(new, out, old != text)
+
+
+def check(prof: Profile, path: Path) -> Lock:
+    """The lock at ``path`` if it is fresh for ``prof``; StaleLock otherwise."""
+    try:
+        current = lockfile.load(path)
+    except LockError as exc:
+        if "no lock" in exc.message:
+            raise StaleLock(f"{path}: missing: profile {prof.name} has never been locked",
+                            f"run `compose lock {prof.path}`") from exc
+        raise
+    if current.fingerprint != prof.fingerprint():
+        raise StaleLock(f"{path}: stale: profile {prof.path} has changed since it was locked",
+                        f"run `compose lock {prof.path}`")
+    return current
+
+
+def load_profile(path: Path) -> Profile:
+    return profile_mod.load(path)
+
+
+def all_profiles(folder: Path) -> list[Path]:
+    paths = profile_mod.discover(folder)
+    if not paths:
+        raise ProfileError(f"no profiles in {folder}/", "name a profile file, or run from the project's top folder")
+    return paths
+
+
+# -- reading a lock: why and graph ------------------------------------------------
+
+ROOT_NODE = "(profile)"
+
+
+def lock_graph(lk: Lock, arch: str) -> Any:
+    """The locked dependency graph of one architecture as a networkx DiGraph."""
+    import networkx as nx
+
+    g = nx.DiGraph()
+    g.add_node(ROOT_NODE)
+    via = {(a, p): v for a, v, p, _ in lk.providers if a == arch}
+    for p in lk.for_arch(arch):
+        g.add_node(p.name, version=p.version, excluded=False)
+        if p.root:
+            g.add_edge(ROOT_NODE, p.name)
+        for dep in p.required_by:
+            g.add_edge(dep, p.name, via=via.get((arch, p.name)))
+    for a, name, wanted in lk.excluded:
+        if a != arch:
+            continue
+        g.add_node(name, excluded=True)
+        for dep in wanted:
+            g.add_edge(dep, name, via=via.get((arch, name)))
+    return g
+
+
+def why(lk: Lock, package: str, arch: str, limit: int = 50) -> list[list[tuple[str, str | None]]]:
+    """Every chain (up to ``limit``) from the profile's roots to ``package``."""
+    import networkx as nx
+
+    g = lock_graph(lk, arch)
+    if package not in g:
+        import difflib
+
+        close = difflib.get_close_matches(package, [n for n in g if n != ROOT_NODE], n=3)
+        raise LockError(f"{package} is not in the {arch} lock of {lk.profile}",
+                        f"did you mean {' or '.join(close)}?" if close else "see `compose graph`")
+    chains = []
+    for path in nx.all_simple_paths(g, ROOT_NODE, package):
+        chains.append([(n, g.edges[u, n].get("via")) for u, n in zip(path, path[1:], strict=False)])
+        if len(chains) >= limit:
+            break
+    chains.sort(key=lambda c: (len(c), [n for n, _ in c]))
+    return chains
+
+
+def graph_dot(lk: Lock) -> str:
+    lines = [f'digraph "{lk.profile}" {{', "  rankdir=LR;", "  node [shape=box, fontsize=10];"]
+    for arch in lk.architectures:
+        g = lock_graph(lk, arch)
+        lines.append(f'  subgraph "cluster_{arch}" {{')
+        lines.append(f'    label="{arch}";')
+        for n, d in sorted(g.nodes(data=True)):
+            label = n if n == ROOT_NODE else f"{n}\\n{d.get('version', 'excluded')}"
+            style = ", style=dashed" if d.get("excluded") else ""
+            lines.append(f'    "{arch}/{n}" [label="{label}"{style}];')
+        for u, v, d in sorted(g.edges(data=True), key=lambda e: (e[0], e[1])):
+            lab = f' [label="{d["via"]}"]' if d.get("via") else ""
+            lines.append(f'    "{arch}/{u}" -> "{arch}/{v}"{lab};')
+        lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def graph_json(lk: Lock) -> dict[str, Any]:
+    out: dict[str, Any] = {"profile": lk.profile, "architectures": {}}
+    for arch in lk.architectures:
+        g = lock_graph(lk, arch)
+        out["architectures"][arch] = {
+            "nodes": [{"name": n, **d} for n, d in sorted(g.nodes(data=True)) if n != ROOT_NODE],
+            "roots": sorted(v for _, v in g.out_edges(ROOT_NODE)),
+            "edges": [{"from": u, "to": v, **({"via": d["via"]} if d.get("via") else {})}
+                      for u, v, d in sorted(g.edges(data=True), key=lambda e: (e[0], e[1]))
+                      if u != ROOT_NODE],
+        }
+    return out

@@ -1,0 +1,259 @@
+"""Profiles: ``profiles/NAME.toml`` into a frozen ``Profile``.
+
+Every mistake is a ``ProfileError`` that names the file, the line and the key, and
+suggests the fix (a did-you-mean for misspelt keys and values). tomllib gives values but
+no positions, so ``_Locator`` finds the line of a key by reading the TOML text's table
+headers and assignments.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from composer.errors import ProfileError
+from composer.model import Profile, SourceSpec
+
+ARCHITECTURES = (
+    "amd64", "arm64", "armel", "armhf", "i386", "loong64", "mips64el", "ppc64el",
+    "riscv64", "s390x",
+)
+SHIPPED_KEYRINGS = ("debian", "debian-12", "debian-13", "debian-14")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9.+-]+$")
+_PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_ARCHIVE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+# Keys later stages read; this stage checks only that they are tables where expected.
+_TOP_KEYS = ("name", "description", "architectures", "source", "packages", "python")
+_SOURCE_KEYS = ("archive", "suite", "components", "keyring")
+_PACKAGES_KEYS = ("include", "exclude", "prefer", "recommends")
+_PYTHON_KEYS = ("version",)
+
+
+class _Locator:
+    """Line numbers for keys in a TOML text (1-based), found by scanning headers."""
+
+    _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+
+    def _key_re(self, key: str) -> re.Pattern[str]:
+        return re.compile(r"^\s*(?:" + re.escape(key) + r'|"' + re.escape(key) + r'")\s*[=.]')
+
+    def line(self, path: tuple[str | int, ...]) -> int | None:
+        """The line of ``path`` like ("source", 1, "suite") or ("packages", "include")."""
+        table: list[str | int] = []
+        counts: dict[str, int] = {}
+        want_table = [p for p in path[:-1]]
+        key = path[-1]
+        best: int | None = None
+        for no, text in enumerate(self.lines, 1):
+            m = self._HEADER.match(text)
+            if m:
+                name = m.group(2).replace('"', "").strip()
+                if m.group(1) == "[[":
+                    idx = counts.get(name, -1) + 1
+                    counts[name] = idx
+                    table = [*name.split("."), idx]
+                else:
+                    table = list(name.split("."))
+                if isinstance(key, (str, int)) and table == list(path):
+                    best = best or no
+                continue
+            if table == want_table and isinstance(key, str) and self._key_re(key).match(text):
+                return no
+        if best is None and len(path) > 1:
+            return self.line(path[:-1])
+        return best
+
+
+class _Checker:
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.loc = _Locator(text)
+
+    def fail(self, where: tuple[str | int, ...], message: str, hint: str | None = None) -> ProfileError:
+        line = self.loc.line(where) if where else None
+        key = _dotted(where)
+        prefix = f"{self.path}:{line}" if line else str(self.path)
+        return ProfileError(f"{prefix}: {key}: {message}" if key else f"{prefix}: {message}", hint)
+
+    def keys(self, table: dict[str, Any], allowed: tuple[str, ...], where: tuple[str | int, ...]) -> None:
+        for k in table:
+            if k not in allowed:
+                close = difflib.get_close_matches(k, allowed, n=1)
+                hint = (f"did you mean '{close[0]}'?" if close
+                        else "known keys here: " + ", ".join(allowed))
+                raise self.fail((*where, k), "unknown key", hint)
+
+    def typed(self, value: Any, kind: type | tuple[type, ...], where: tuple[str | int, ...], what: str) -> Any:
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise self.fail(where, f"expected {what}, found {_tname(value)}")
+        return value
+
+    def strings(self, value: Any, where: tuple[str | int, ...], check: Callable[[str, tuple[str | int, ...]], None] | None = None) -> tuple[str, ...]:
+        self.typed(value, list, where, "a list of strings")
+        out: list[str] = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise self.fail(where, f"item {i + 1} should be a string, found {_tname(item)}")
+            if check:
+                check(item, where)
+            if item in out:
+                raise self.fail(where, f"{item!r} is listed twice", "remove the duplicate")
+            out.append(item)
+        return tuple(out)
+
+
+def _dotted(where: tuple[str | int, ...]) -> str:
+    out = ""
+    for p in where:
+        out += f"[{p + 1}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
+def _tname(v: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(v), type(v).__name__)
+
+
+def load(path: Path) -> Profile:
+    """Read and check a profile file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ProfileError(f"{path}: no such profile", "profiles live in profiles/NAME.toml") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path}: cannot read the profile: {exc}") from exc
+    return parse(text, path)
+
+
+def parse(text: str, path: Path) -> Profile:
+    ck = _Checker(path, text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        where = f"{path}:{m.group(1)}" if m else str(path)
+        raise ProfileError(f"{where}: not valid TOML: {re.sub(r' [(]at line.*', '', msg)}",
+                           "see https://toml.io for the syntax") from exc
+    ck.keys(data, _TOP_KEYS, ())
+
+    name = ck.typed(data.get("name", path.stem), str, ("name",), "a string")
+    if not _PROFILE_NAME.match(name):
+        raise ck.fail(("name",), f"{name!r} is not a valid profile name",
+                      "use lower-case letters, digits, '.', '_' and '-'")
+    if "description" in data:
+        ck.typed(data["description"], str, ("description",), "a string")
+
+    if "architectures" not in data:
+        raise ck.fail((), "no 'architectures' key", 'add for example architectures = ["amd64", "arm64"]')
+
+    def arch_ok(a: str, where: tuple[str | int, ...]) -> None:
+        if a not in ARCHITECTURES:
+            close = difflib.get_close_matches(a, ARCHITECTURES, n=1)
+            raise ck.fail(where, f"unknown Debian architecture {a!r}",
+                          f"did you mean '{close[0]}'?" if close else "known: " + ", ".join(ARCHITECTURES))
+
+    architectures = ck.strings(data["architectures"], ("architectures",), arch_ok)
+    if not architectures:
+        raise ck.fail(("architectures",), "the list is empty", 'name at least one, e.g. ["amd64"]')
+
+    raw_sources = data.get("source")
+    if raw_sources is None:
+        raise ck.fail((), "no [[source]] table", 'add [[source]] with archive = "debian" and suite = "trixie"')
+    ck.typed(raw_sources, list, ("source",), "[[source]] tables")
+    sources: list[SourceSpec] = []
+    for i, src in enumerate(raw_sources):
+        where: tuple[str | int, ...] = ("source", i)
+        ck.typed(src, dict, where, "a table")
+        ck.keys(src, _SOURCE_KEYS, where)
+        for required in ("archive", "suite"):
+            if required not in src:
+                raise ck.fail(where, f"[[source]] number {i + 1} has no '{required}'")
+        archive = ck.typed(src["archive"], str, (*where, "archive"), "a string")
+        if not _ARCHIVE.match(archive):
+            raise ck.fail((*where, "archive"), f"{archive!r} is not an archive name",
+                          "an archive name is the last path part of a mirror URL, e.g. 'debian'")
+        suite = ck.typed(src["suite"], str, (*where, "suite"), "a string")
+        if not suite or "/" in suite or suite.strip() != suite:
+            raise ck.fail((*where, "suite"), f"{suite!r} is not a suite name")
+        components = ck.strings(src.get("components", ["main"]), (*where, "components"))
+        if not components:
+            raise ck.fail((*where, "components"), "the list is empty", 'use ["main"]')
+        keyring = ck.typed(src.get("keyring", "debian"), str, (*where, "keyring"), "a string")
+        if keyring not in SHIPPED_KEYRINGS:
+            if "/" not in keyring and not keyring.endswith((".gpg", ".pgp", ".asc")):
+                close = difflib.get_close_matches(keyring, SHIPPED_KEYRINGS, n=1)
+                raise ck.fail((*where, "keyring"), f"unknown keyring {keyring!r}",
+                              (f"did you mean '{close[0]}'? " if close else "")
+                              + "name a shipped keyring (" + ", ".join(SHIPPED_KEYRINGS)
+                              + ") or a path to a keyring file")
+            kpath = (path.parent / keyring).resolve()
+            if not kpath.is_file():
+                raise ck.fail((*where, "keyring"), f"keyring file {kpath} does not exist")
+            keyring = str(kpath)
+        spec = SourceSpec(archive, suite, components, keyring)
+        if spec in sources:
+            raise ck.fail(where, f"source {archive} {suite} is listed twice", "remove the duplicate")
+        sources.append(spec)
+    if not sources:
+        raise ck.fail(("source",), "no [[source]] tables")
+
+    pk = data.get("packages")
+    if pk is None:
+        raise ck.fail((), "no [packages] table", 'add [packages] with include = ["python3.13-minimal", ...]')
+    ck.typed(pk, dict, ("packages",), "a table")
+    ck.keys(pk, _PACKAGES_KEYS, ("packages",))
+
+    def name_ok(n: str, where: tuple[str | int, ...]) -> None:
+        if not _NAME.match(n):
+            raise ck.fail(where, f"{n!r} is not a Debian package name",
+                          "package names are lower-case letters, digits and + - .")
+
+    if "include" not in pk:
+        raise ck.fail(("packages",), "no 'include' list", "name the packages the image needs")
+    include = ck.strings(pk["include"], ("packages", "include"), name_ok)
+    if not include:
+        raise ck.fail(("packages", "include"), "the list is empty", "name at least one package")
+    exclude = ck.strings(pk.get("exclude", []), ("packages", "exclude"), name_ok)
+    both = sorted(set(include) & set(exclude))
+    if both:
+        raise ck.fail(("packages", "exclude"), f"{', '.join(both)} is both included and excluded",
+                      "remove it from one of the two lists")
+    prefer_raw = ck.typed(pk.get("prefer", {}), dict, ("packages", "prefer"), "a table like { awk = \"mawk\" }")
+    prefer: list[tuple[str, str]] = []
+    for virtual, provider in prefer_raw.items():
+        name_ok(virtual, ("packages", "prefer"))
+        ck.typed(provider, str, ("packages", "prefer"), f"a package name for {virtual!r}")
+        name_ok(provider, ("packages", "prefer"))
+        prefer.append((virtual, provider))
+    recommends = ck.typed(pk.get("recommends", False), bool, ("packages", "recommends"), "true or false")
+
+    python_version = None
+    py = data.get("python")
+    if py is not None:
+        ck.typed(py, dict, ("python",), "a table")
+        ck.keys(py, _PYTHON_KEYS, ("python",))
+        if "version" in py:
+            python_version = ck.typed(py["version"], str, ("python", "version"), 'a string like "3.13"')
+            if not re.fullmatch(r"3\.\d{1,2}", python_version):
+                raise ck.fail(("python", "version"), f"{python_version!r} is not a Python version",
+                              'write it as "3.13"')
+
+    return Profile(
+        path=path, name=name, architectures=architectures, sources=tuple(sources),
+        include=include, exclude=exclude, prefer=tuple(sorted(prefer)), recommends=recommends,
+        python_version=python_version, extra=data,
+    )
+
+
+def discover(directory: Path) -> list[Path]:
+    """Every profile in a directory, sorted by name."""
+    return sorted(p for p in directory.glob("*.toml") if p.is_file())
