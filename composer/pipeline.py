@@ -6,7 +6,6 @@ import contextlib
 import os
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,12 +50,6 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _preload() -> None:
-    # The solver's and the writer's imports cost ~0.1 s; overlap them with network I/O.
-    import networkx  # noqa: F401
-    import tomli_w  # noqa: F401
-
-
 @dataclass(frozen=True)
 class LockOutcome:
     lock: Lock
@@ -69,14 +62,11 @@ def lock(prof: Profile, out: Path, opts: Options) -> LockOutcome:
     from composer.archive.index import Archive
     from composer.archive.mirrors import Mirrors
 
-    preload = threading.Thread(target=_preload, daemon=True)
-    preload.start()
     mirrors = Mirrors(opts.mirrors, opts.env)
     cache = Cache(default_root(opts.env))
     with Archive(mirrors, cache, f"compose/{__version__}", opts.allow_expired) as archive:
         sources = archive.open_sources(prof.sources)
         indexes = [archive.index(sources, arch) for arch in prof.architectures]
-    preload.join()
     from composer import resolve
 
     resolutions = [

@@ -1,8 +1,9 @@
 """The content-addressed cache: it never holds an unverified byte.
 
 Layout under the cache root (``$COMPOSE_CACHE_DIR`` or ``$XDG_CACHE_HOME/compose``):
-``sha256/ab/abcdef…`` for verified content, ``state/`` for small records such as the
-last InRelease seen at a URL (kept only to send a conditional request), ``tmp/`` for
+``sha256/ab/abcdef…`` for verified content, ``derived/`` for data computed from it
+(a Packages file's scan), ``state/`` for the last InRelease that verified at a URL (kept
+to send a conditional request; it is verified again on every use), ``tmp/`` for
 downloads in flight. Everything appears by ``os.replace`` from ``tmp/``, so a reader
 sees a whole file or none.
 """
@@ -80,6 +81,24 @@ class Cache:
                 os.fsync(f.fileno())
                 self.commit(tmp, digest)
         return digest
+
+    def derived_path(self, sha256: str, kind: str) -> Path:
+        return self.root / "derived" / sha256[:2] / f"{sha256}.{kind}"
+
+    def read_derived(self, sha256: str, kind: str) -> bytes | None:
+        """Data computed from a verified blob (such as a Packages scan), if present."""
+        try:
+            return self.derived_path(sha256, kind).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_derived(self, sha256: str, kind: str, data: bytes) -> None:
+        dest = self.derived_path(sha256, kind)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with self.incoming() as (f, tmp):
+            f.write(data)
+            f.flush()
+            os.replace(tmp, dest)
 
     def state_path(self, key: str) -> Path:
         return self.root / "state" / hashlib.sha256(key.encode()).hexdigest()

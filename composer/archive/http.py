@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from composer.errors import FetchError, TrustError
 
@@ -37,18 +37,42 @@ class NotFound(FetchError):
     """The server answered 404 or 410."""
 
 
+def _lazy_tls_transport(httpx: Any, limits: Any) -> Any:
+    """An https transport that builds its TLS context (40 ms of loading CA certificates)
+    on the first https request, so that plain-http mirrors never pay for it."""
+
+    class LazyTLS(httpx.BaseTransport):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            self._real: Any = None
+
+        def handle_request(self, request: Any) -> Any:
+            if self._real is None:
+                self._real = httpx.HTTPTransport(verify=True, limits=limits)
+            return self._real.handle_request(request)
+
+        def close(self) -> None:
+            if self._real is not None:
+                self._real.close()
+
+    return LazyTLS()
+
+
 class Http:
     def __init__(self, user_agent: str) -> None:
         import httpx
 
         self._httpx = httpx
+        limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
         self.client = httpx.Client(
             http2=False,
             timeout=httpx.Timeout(TIMEOUT, connect=10.0),
-            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
             follow_redirects=True,
             headers={"User-Agent": user_agent},
             trust_env=False,
+            mounts={
+                "http://": httpx.HTTPTransport(verify=False, limits=limits),
+                "https://": _lazy_tls_transport(httpx, limits),
+            },
         )
 
     def close(self) -> None:

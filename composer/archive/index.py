@@ -17,7 +17,6 @@ import json
 import lzma
 import os
 import zlib
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,11 +25,11 @@ from pathlib import Path
 from composer.archive.cache import Cache
 from composer.archive.http import Http, NotFound
 from composer.archive.mirrors import Mirror, Mirrors
-from composer.archive.trust import Verified, Verifier, keyring_path
+from composer.archive.trust import Verifier, keyring_path
 from composer.debian.deb822 import PackagesFile
 from composer.debian.packages import Index, IndexPart
 from composer.debian.release import ReleaseInfo, parse_date, parse_release
-from composer.errors import ComposeError, FetchError, FormatError, TrustError
+from composer.errors import FetchError, FormatError, TrustError
 from composer.model import ReleaseRecord, SourceSpec
 
 INRELEASE_LIMIT = 64 << 20
@@ -48,53 +47,72 @@ class VerifiedSource:
         return f"{self.base}/dists/{self.spec.suite}/{path}"
 
 
-def _verify_release(http: Http, cache: Cache, verifier: Verifier, base: str, spec: SourceSpec) -> Verified:
-    where = f"InRelease of {spec.archive} {spec.suite}"
-    url = f"{base}/dists/{spec.suite}/InRelease"
-    state_key = "inrelease:" + url
-    previous = cache.read_state(state_key)
-    meta: dict[str, str] = {}
-    old_body = b""
-    if previous:
-        head, _, old_body = previous.partition(b"\n")
-        try:
-            meta = json.loads(head)
-        except ValueError:
-            meta, old_body = {}, b""
-    try:
-        resp = http.get_small(url, INRELEASE_LIMIT, meta.get("etag"), meta.get("last_modified"))
-    except NotFound:
-        rel_url = f"{base}/dists/{spec.suite}/Release"
-        release = http.get_small(rel_url, INRELEASE_LIMIT).body
-        try:
-            sig = http.get_small(rel_url + ".gpg", 1 << 20).body
-        except NotFound as exc:
-            raise TrustError(f"{spec.archive} {spec.suite} is not signed: neither InRelease nor Release.gpg exists at {base}",
-                             "compose only uses signed archives") from exc
-        return verifier.detached(release, sig, f"Release of {spec.archive} {spec.suite}")
-    body = old_body if resp.status == 304 and old_body else resp.body
-    verified = verifier.clearsigned(body, where)
-    if resp.status != 304:
-        head = json.dumps({"etag": resp.etag or "", "last_modified": resp.last_modified or ""}).encode()
-        cache.write_state(state_key, head + b"\n" + body)
-    return verified
+@dataclass(frozen=True)
+class _Fetched:
+    spec: SourceSpec
+    mirror: Mirror
+    base: str
+    url: str
+    inrelease: bytes | None
+    release: bytes | None = None
+    signature: bytes | None = None
+    fresh_meta: bytes | None = None
+    """ETag/Last-Modified to remember once the InRelease has verified."""
 
 
-def open_source(http: Http, cache: Cache, mirrors: Mirrors, spec: SourceSpec,
-                verifier_for: Callable[[str], Verifier], now: datetime,
-                allow_expired: bool = False) -> VerifiedSource:
+def _fetch_release(http: Http, cache: Cache, mirrors: Mirrors, spec: SourceSpec) -> _Fetched:
+    """Download a suite's InRelease (or Release and Release.gpg) from the first mirror that has it."""
     mirror = mirrors.find(spec.archive)
     problems: list[str] = []
     for base in mirror.urls:
+        url = f"{base}/dists/{spec.suite}/InRelease"
+        previous = cache.read_state("inrelease:" + url)
+        meta: dict[str, str] = {}
+        old_body = b""
+        if previous:
+            head, _, old_body = previous.partition(b"\n")
+            try:
+                meta = json.loads(head)
+            except ValueError:
+                meta, old_body = {}, b""
         try:
-            verified = _verify_release(http, cache, verifier_for(spec.keyring), base, spec)
-            where = f"Release of {spec.archive} {spec.suite} at {base}"
-            info = parse_release(verified.signed.decode("utf-8"), where)
-            break
+            try:
+                resp = http.get_small(url, INRELEASE_LIMIT, meta.get("etag") or None,
+                                      meta.get("last_modified") or None)
+            except NotFound:
+                rel_url = f"{base}/dists/{spec.suite}/Release"
+                release = http.get_small(rel_url, INRELEASE_LIMIT).body
+                try:
+                    sig = http.get_small(rel_url + ".gpg", 1 << 20).body
+                except NotFound as exc:
+                    raise TrustError(
+                        f"{spec.archive} {spec.suite} is not signed: neither InRelease nor "
+                        f"Release.gpg exists at {base}", "compose only uses signed archives") from exc
+                return _Fetched(spec, mirror, base, rel_url, None, release, sig)
         except FetchError as exc:
             problems.append(exc.message)
+            continue
+        if resp.status == 304 and old_body:
+            return _Fetched(spec, mirror, base, url, old_body)
+        head = json.dumps({"etag": resp.etag or "", "last_modified": resp.last_modified or ""})
+        return _Fetched(spec, mirror, base, url, resp.body, fresh_meta=head.encode())
+    raise FetchError("; ".join(problems), f"check the mirrors configured for {spec.archive}")
+
+
+def _verify_source(cache: Cache, fetched: _Fetched, verifier: Verifier, now: datetime,
+                   allow_expired: bool) -> VerifiedSource:
+    spec, base = fetched.spec, fetched.base
+    if fetched.inrelease is not None:
+        verified = verifier.clearsigned(fetched.inrelease, f"InRelease of {spec.archive} {spec.suite} at {base}")
     else:
-        raise FetchError("; ".join(problems), "check the mirror configuration (see `compose lock --help`)")
+        assert fetched.release is not None and fetched.signature is not None
+        verified = verifier.detached(fetched.release, fetched.signature,
+                                     f"Release of {spec.archive} {spec.suite} at {base}")
+    where = f"Release of {spec.archive} {spec.suite} at {base}"
+    try:
+        info = parse_release(verified.signed.decode("utf-8"), where)
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{where} is not UTF-8") from exc
     if spec.suite not in (info.suite, info.codename):
         raise TrustError(
             f"{where} is for suite {info.suite!r} (codename {info.codename!r}), not {spec.suite!r}",
@@ -114,12 +132,14 @@ def open_source(http: Http, cache: Cache, mirrors: Mirrors, spec: SourceSpec,
     if missing:
         raise FormatError(f"{where} has no component {', '.join(missing)}",
                           f"its components are {', '.join(info.components)}")
+    if fetched.fresh_meta is not None and fetched.inrelease is not None:
+        cache.write_state("inrelease:" + fetched.url, fetched.fresh_meta + b"\n" + fetched.inrelease)
     record = ReleaseRecord(
         archive=spec.archive, suite=spec.suite, codename=info.codename, date=info.date,
         release_sha256=hashlib.sha256(verified.signed).hexdigest(),
         signed_by=verified.fingerprints, valid_until=info.valid_until,
     )
-    return VerifiedSource(spec, mirror, base, info, record)
+    return VerifiedSource(spec, fetched.mirror, base, info, record)
 
 
 def _decompress(path: Path, kind: str, limit: int) -> bytes:
@@ -143,13 +163,24 @@ def _decompress(path: Path, kind: str, limit: int) -> bytes:
 _KINDS = (".xz", ".gz", ".bz2", "")
 
 
+def _indexed(cache: Cache, sha256: str, where: str) -> PackagesFile:
+    """A cached Packages file with its scan, reusing (or writing) the scan's sidecar."""
+    data = cache.open_map(sha256)
+    key = f"packages-index-{PackagesFile.SIDECAR_FORMAT}"
+    sidecar = cache.read_derived(sha256, key)
+    pf = PackagesFile(data, where, sidecar)
+    if sidecar is None:
+        cache.write_derived(sha256, key, pf.sidecar())
+    return pf
+
+
 def packages_file(http: Http, cache: Cache, src: VerifiedSource, component: str, arch: str) -> PackagesFile:
     base_path = f"{component}/binary-{arch}/Packages"
     where = f"{src.spec.archive} {src.spec.suite} {base_path}"
     files = src.release.files
     plain = files.get(base_path)
     if plain is not None and cache.has(plain.sha256):
-        return PackagesFile(cache.open_map(plain.sha256), where)
+        return _indexed(cache, plain.sha256, where)
     for kind in _KINDS:
         entry = files.get(base_path + kind)
         if entry is None:
@@ -160,7 +191,7 @@ def packages_file(http: Http, cache: Cache, src: VerifiedSource, component: str,
         urls.append(src.dists_url(base_path + kind))
         blob = http.download_verified(urls, entry.size, entry.sha256, cache, f"{where}{kind}")
         if not kind:
-            return PackagesFile(cache.open_map(entry.sha256), where)
+            return _indexed(cache, entry.sha256, where)
         limit = plain.size if plain else 1 << 31
         data = _decompress(blob, kind, limit)
         if plain is not None:
@@ -171,7 +202,7 @@ def packages_file(http: Http, cache: Cache, src: VerifiedSource, component: str,
         else:
             digest = cache.put_bytes(data)
         os.unlink(blob)
-        return PackagesFile(cache.open_map(digest), where)
+        return _indexed(cache, digest, where)
     if arch not in src.release.architectures:
         raise FormatError(f"{src.spec.archive} {src.spec.suite} has no packages for architecture {arch}",
                           f"its architectures are {', '.join(src.release.architectures)}")
@@ -208,19 +239,21 @@ class Archive:
         self.close()
 
     def open_sources(self, specs: tuple[SourceSpec, ...]) -> list[VerifiedSource]:
-        for spec in specs:  # keyrings first: importing is not thread-safe across homes
-            self.verifier(spec.keyring)
         with ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
-            futures = [pool.submit(open_source, self.http, self.cache, self.mirrors, s,
-                                   self.verifier, self.now, self.allow_expired) for s in specs]
-            return [_result(f) for f in futures]
+            fetches = [pool.submit(_fetch_release, self.http, self.cache, self.mirrors, s) for s in specs]
+            # Set up the GnuPG homes while the downloads are in flight.
+            verifiers = [self.verifier(s.keyring) for s in specs]
+            fetched = [f.result() for f in fetches]
+            checks = [pool.submit(_verify_source, self.cache, f, v, self.now, self.allow_expired)
+                      for f, v in zip(fetched, verifiers, strict=True)]
+            return [c.result() for c in checks]
 
     def index(self, sources: list[VerifiedSource], arch: str) -> Index:
         jobs = [(i, src, comp) for i, src in enumerate(sources) for comp in src.spec.components]
         with ThreadPoolExecutor(max_workers=max(1, min(4, len(jobs)))) as pool:
             futures = [pool.submit(packages_file, self.http, self.cache, src, comp, arch)
                        for _, src, comp in jobs]
-            files = [_result(f) for f in futures]
+            files = [f.result() for f in futures]
         parts = []
         for (i, src, _), f in zip(jobs, files, strict=True):
             pin = 1 if src.release.not_automatic else 500
@@ -228,10 +261,3 @@ class Archive:
                 pin = 100
             parts.append(IndexPart(f, i, pin))
         return Index(arch, parts)
-
-
-def _result(future):  # type: ignore[no-untyped-def]
-    try:
-        return future.result()
-    except ComposeError:
-        raise

@@ -16,8 +16,12 @@ archive file compose reads.
 
 from __future__ import annotations
 
+import marshal
 import re
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterator
+from typing import Any
 
 from composer.errors import FormatError
 
@@ -70,48 +74,114 @@ def parse_one(text: str, where: str = "control data") -> dict[str, str]:
 
 _PACKAGE = re.compile(rb"\nPackage: ([^\n]+)")
 _PROVIDES_OR_PACKAGE = re.compile(rb"\n(Package|Provides): ([^\n]+)")
+# The names in a Provides value: "a (= 1), b:any, c".
+_PROVIDED_NAME = re.compile(rb"(?:^|,)\s*([^\s,(:]+)")
+
+
+class _RangeMap:
+    """A read-only ``dict[bytes, list[int]]`` over a packed sidecar: sorted keys, bisect."""
+
+    __slots__ = ("_flat", "_keys", "_starts")
+
+    def __init__(self, names: bytes, starts: bytes, flat: bytes) -> None:
+        keys = names.split(b"\n") if names else []
+        self._keys = keys
+        self._starts = array("Q")
+        self._starts.frombytes(starts)
+        self._flat = array("Q")
+        self._flat.frombytes(flat)
+        if len(self._starts) != len(keys) + 1:
+            raise ValueError("damaged sidecar")
+
+    def get(self, key: bytes, default: list[int] | None = None) -> list[int] | None:
+        i = bisect_left(self._keys, key)
+        if i == len(self._keys) or self._keys[i] != key:
+            return default
+        return list(self._flat[self._starts[i] : self._starts[i + 1]])
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def values(self) -> Iterator[list[int]]:
+        for k in self._keys:
+            yield self.get(k) or []
 
 
 class PackagesFile:
     """A lazily parsed Packages index held as bytes (or an mmap).
 
-    ``offsets[name]`` lists the start of every paragraph for that package name (the name
-    as UTF-8 bytes: decoding 68k names up front would cost more than the scan);
-    ``provides`` maps each paragraph start to its raw ``Provides`` value.
+    ``offsets[name]`` lists the start of every paragraph for that package name, and
+    ``virtuals[name]`` the start of every paragraph whose Provides names it (names as
+    UTF-8 bytes: decoding 68k names up front would cost more than the scan).
+    ``sidecar()`` serialises both so that a later run can skip the scan entirely.
     """
 
-    __slots__ = ("_cache", "data", "offsets", "provides", "where")
+    __slots__ = ("_cache", "data", "offsets", "virtuals", "where")
 
-    def __init__(self, data: bytes | memoryview | object, where: str) -> None:
+    SIDECAR_FORMAT = 1
+
+    def __init__(self, data: Any, where: str, sidecar: bytes | None = None) -> None:
         self.data = data
         self.where = where
         self.offsets: dict[bytes, list[int]] = {}
-        self.provides: dict[int, bytes] = {}
+        self.virtuals: dict[bytes, list[int]] = {}
         self._cache: dict[int, dict[str, str]] = {}
-        self._scan()
+        if sidecar is None or not self._load(sidecar):
+            self._scan()
 
     def _scan(self) -> None:
         data = self.data
         offsets = self.offsets
-        provides = self.provides
+        provides: list[tuple[int, bytes]] = []
         start = -1
-        # The first paragraph has no preceding newline; handle it apart.
-        head = bytes(data[:9])  # type: ignore[index]
-        if head == b"Package: ":
-            end = data.find(b"\n")  # type: ignore[attr-defined]
-            offsets.setdefault(bytes(data[9:end]), []).append(0)  # type: ignore[index]
+        if bytes(data[:9]) == b"Package: ":
+            end = data.find(b"\n")
+            offsets.setdefault(bytes(data[9:end]), []).append(0)
             start = 0
-        elif bytes(data[:1]).strip():  # type: ignore[index]
-            # A paragraph that does not start with Package: is read field by field below.
-            start = 0
-        for m in _PROVIDES_OR_PACKAGE.finditer(data):  # type: ignore[call-overload]
+        for m in _PROVIDES_OR_PACKAGE.finditer(data):
             if m.group(1) == b"Package":
                 start = m.start() + 1
                 offsets.setdefault(m.group(2), []).append(start)
             else:
-                provides[start] = m.group(2)
-        if start < 0 and bytes(data[:1]).strip():  # type: ignore[index]
+                provides.append((start, m.group(2)))
+        if start < 0 and bytes(data[:1]).strip():
             raise FormatError(f"{self.where}: no 'Package:' field found")
+        virtuals = self.virtuals
+        for off, raw in provides:
+            for name in _PROVIDED_NAME.findall(raw):
+                virtuals.setdefault(name, []).append(off)
+
+    def sidecar(self) -> bytes:
+        """The scan's result in a form that loads in a few milliseconds (marshal).
+
+        Per map: the unique names, sorted and joined by newlines, and for name ``i`` its
+        offsets at ``flat[starts[i]:starts[i + 1]]``; loading is one split, a lookup a bisect.
+        """
+
+        def pack(d: dict[bytes, list[int]]) -> tuple[bytes, bytes, bytes]:
+            starts = array("Q", [0])
+            flat = array("Q")
+            keys = sorted(d)
+            for k in keys:
+                flat.extend(d[k])
+                starts.append(len(flat))
+            return b"\n".join(keys), starts.tobytes(), flat.tobytes()
+
+        return marshal.dumps((self.SIDECAR_FORMAT, *pack(self.offsets), *pack(self.virtuals)))
+
+    def _load(self, blob: bytes) -> bool:
+        try:
+            fmt, *parts = marshal.loads(blob)
+            if fmt != self.SIDECAR_FORMAT or len(parts) != 6:
+                return False
+            self.offsets = _RangeMap(*parts[:3])  # type: ignore[assignment]
+            self.virtuals = _RangeMap(*parts[3:])  # type: ignore[assignment]
+        except (ValueError, EOFError, TypeError):
+            return False
+        return True
 
     def stanza(self, offset: int) -> dict[str, str]:
         """The parsed paragraph that starts at ``offset``."""
@@ -119,10 +189,10 @@ class PackagesFile:
         if cached is not None:
             return cached
         data = self.data
-        end = data.find(b"\n\n", offset)  # type: ignore[attr-defined]
+        end = data.find(b"\n\n", offset)
         if end < 0:
-            end = len(data)  # type: ignore[arg-type]
-        text = bytes(data[offset:end]).decode()  # type: ignore[index]
+            end = len(data)
+        text = bytes(data[offset:end]).decode()
         fields = _fields(text.split("\n"), f"{self.where} at byte {offset}")
         self._cache[offset] = fields
         return fields
@@ -130,6 +200,10 @@ class PackagesFile:
     def lookup(self, name: str) -> list[int]:
         """Paragraph starts for a package name (empty when absent)."""
         return self.offsets.get(name.encode(), [])
+
+    def providing(self, name: str) -> list[int]:
+        """Paragraph starts of packages whose Provides name ``name``."""
+        return self.virtuals.get(name.encode(), [])
 
     def names(self) -> Iterator[str]:
         return (n.decode() for n in self.offsets)

@@ -29,7 +29,6 @@ class Index:
         self.architecture = architecture
         self.parts = parts
         self._records: dict[str, list[PackageRecord]] = {}
-        self._providers: dict[str, list[tuple[int, int]]] | None = None
 
     def _record(self, part: IndexPart, offset: int) -> PackageRecord:
         f = part.file.stanza(offset)
@@ -97,19 +96,12 @@ class Index:
 
     def provider_names(self, virtual: str) -> list[str]:
         """Names of real packages whose Provides mention ``virtual`` (any version)."""
-        if self._providers is None:
-            self._providers = {}
-            for i, part in enumerate(self.parts):
-                for off, raw in part.file.provides.items():
-                    for item in raw.split(b","):
-                        name = item.strip().split(b" ", 1)[0].split(b"(", 1)[0].split(b":", 1)[0]
-                        if name:
-                            self._providers.setdefault(name.decode(), []).append((i, off))
         names: list[str] = []
-        for i, off in self._providers.get(virtual, []):
-            pkg = self.parts[i].file.stanza(off)["Package"]
-            if pkg not in names:
-                names.append(pkg)
+        for part in self.parts:
+            for off in part.file.providing(virtual):
+                pkg = part.file.stanza(off)["Package"]
+                if pkg not in names:
+                    names.append(pkg)
         return names
 
     def has_name(self, name: str) -> bool:

@@ -1,26 +1,27 @@
 """Debian version ordering, identical to dpkg's ``verrevcmp``.
 
-A version ``[epoch:]upstream[-revision]`` is turned into a sort key once (cached), so
-that ``compare`` is a tuple comparison. The key mirrors dpkg's loop exactly: alternating
-non-digit runs, compared character by character with ``~`` below the end of the string,
-letters below everything else, and digit runs compared as integers; a missing part
-counts as an empty string and a missing number as 0.
+A version ``[epoch:]upstream[-revision]`` is split once (cached) into chunks of a
+non-digit run and the number after it. Two parts compare chunk by chunk exactly as
+dpkg's loop does: characters of the non-digit runs by weight (``~`` below the end of the
+string, letters below everything else), then the numbers; a part that has run out
+counts as an empty string with the number 0 for as long as the other goes on. (A sort
+key of tuples cannot express that padding: ``0`` and ``0~`` would compare the wrong way,
+so ``key`` wraps ``compare``.)
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cmp_to_key, lru_cache
+from typing import Any
 
 from composer.errors import FormatError
 
 _CHUNK = re.compile(r"(\D*)(\d*)")
 _VALID = re.compile(r"^(?:(\d+):)?([0-9A-Za-z.+~:-]+?)(?:-([0-9A-Za-z.+~]+))?$")
 
-# One extra (non-digit part, number) pair, standing for "the string ends here".
-_END = ((0,), 0)
-
-Key = tuple[int, tuple[tuple[tuple[int, ...], int], ...], tuple[tuple[tuple[int, ...], int], ...]]
+Chunks = tuple[tuple[tuple[int, ...], int], ...]
+_EMPTY: tuple[tuple[int, ...], int] = ((), 0)
 
 
 def _order(ch: str) -> int:
@@ -31,17 +32,30 @@ def _order(ch: str) -> int:
     return ord(ch) + 256
 
 
-def _part_key(part: str) -> tuple[tuple[tuple[int, ...], int], ...]:
-    pairs: list[tuple[tuple[int, ...], int]] = []
+def _chunks(part: str) -> Chunks:
+    out: list[tuple[tuple[int, ...], int]] = []
     for m in _CHUNK.finditer(part):
         text, digits = m.group(1), m.group(2)
-        if not text and not digits:
-            continue
-        pairs.append(((*(_order(c) for c in text), 0), int(digits) if digits else 0))
-    while pairs and pairs[-1] == _END:
-        pairs.pop()
-    pairs.append(_END)
-    return tuple(pairs)
+        if text or digits:
+            out.append((tuple(_order(c) for c in text), int(digits) if digits else 0))
+    return tuple(out)
+
+
+def _cmp_part(a: Chunks, b: Chunks) -> int:
+    if a == b:
+        return 0
+    for i in range(max(len(a), len(b))):
+        ta, na = a[i] if i < len(a) else _EMPTY
+        tb, nb = b[i] if i < len(b) else _EMPTY
+        if ta != tb:
+            for j in range(max(len(ta), len(tb))):
+                x = ta[j] if j < len(ta) else 0
+                y = tb[j] if j < len(tb) else 0
+                if x != y:
+                    return -1 if x < y else 1
+        if na != nb:
+            return -1 if na < nb else 1
+    return 0
 
 
 def split(version: str) -> tuple[int, str, str]:
@@ -56,6 +70,8 @@ def split(version: str) -> tuple[int, str, str]:
     upstream, sep, revision = rest.rpartition("-")
     if not sep:
         upstream, revision = rest, ""
+    elif not revision:
+        raise FormatError(f"bad version {version!r}: the revision after '-' is empty")
     if not upstream or not _VALID.match(version) or not upstream[0].isdigit():
         raise FormatError(
             f"bad version {version!r}",
@@ -66,16 +82,29 @@ def split(version: str) -> tuple[int, str, str]:
 
 
 @lru_cache(maxsize=65536)
-def key(version: str) -> Key:
-    """A tuple that sorts like dpkg orders versions."""
+def parsed(version: str) -> tuple[int, Chunks, Chunks]:
     epoch, upstream, revision = split(version)
-    return (epoch, _part_key(upstream), _part_key(revision))
+    return epoch, _chunks(upstream), _chunks(revision)
 
 
 def compare(a: str, b: str) -> int:
     """-1, 0 or 1 as dpkg --compare-versions orders a and b."""
-    ka, kb = key(a), key(b)
-    return (ka > kb) - (ka < kb)
+    if a == b:
+        return 0
+    ea, ua, ra = parsed(a)
+    eb, ub, rb = parsed(b)
+    if ea != eb:
+        return -1 if ea < eb else 1
+    return _cmp_part(ua, ub) or _cmp_part(ra, rb)
+
+
+_Key = cmp_to_key(compare)
+
+
+def key(version: str) -> Any:
+    """A sort key that orders versions as dpkg does (validates the version)."""
+    parsed(version)
+    return _Key(version)
 
 
 _OPS = {
