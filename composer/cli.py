@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     lk.add_argument("--allow-expired", action="store_true",
                     help="accept a Release whose Valid-Until has passed (archived suites)")
     lk.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
+    lk.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
 
     why = sub.add_parser("why", help="every chain from a root of the profile to a package")
     why.add_argument("package")
@@ -64,6 +65,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
     if args.output and len(paths) != 1:
         raise ComposeError("-o/--output needs exactly one profile", "name the profile to lock")
     opts = pipeline.Options(mirrors=tuple(args.mirror), allow_expired=args.allow_expired)
+    if args.quiet:
+        opts.say = lambda _: None
     profiles = [pipeline.load_profile(p) for p in paths]
     status = 0
     report = []

@@ -8,7 +8,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from composer.debian.relation import Relation, Relations
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """One alternative: ``name[:arch] (op version)``. ``op``/``version`` are None when unversioned."""
+
+    name: str
+    op: str | None = None
+    version: str | None = None
+    arch: str | None = None
+
+    def __str__(self) -> str:
+        s = self.name + (f":{self.arch}" if self.arch else "")
+        if self.op:
+            s += f" ({self.op} {self.version})"
+        return s
+
+
+OrGroup = tuple[Relation, ...]
+Relations = tuple[OrGroup, ...]
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ def lock(prof: Profile, out: Path, opts: Options) -> LockOutcome:
 
     mirrors = Mirrors(opts.mirrors, opts.env)
     cache = Cache(default_root(opts.env))
-    with Archive(mirrors, cache, f"compose/{__version__}", opts.allow_expired) as archive:
+    with Archive(mirrors, cache, f"compose/{__version__}", opts.allow_expired, say=opts.say) as archive:
         sources = archive.open_sources(prof.sources)
         indexes = [archive.index(sources, arch) for arch in prof.architectures]
     from composer import resolve

@@ -140,8 +140,8 @@ def parse(text: str, path: Path) -> Profile:
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
-        where = f"{path}:{m.group(1)}" if m else str(path)
-        raise ProfileError(f"{where}: not valid TOML: {re.sub(r' [(]at line.*', '', msg)}",
+        at = f"{path}:{m.group(1)}" if m else str(path)
+        raise ProfileError(f"{at}: not valid TOML: {re.sub(r' [(]at line.*', '', msg)}",
                            "see https://toml.io for the syntax") from exc
     ck.keys(data, _TOP_KEYS, ())
 

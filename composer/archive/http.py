@@ -41,7 +41,7 @@ def _lazy_tls_transport(httpx: Any, limits: Any) -> Any:
     """An https transport that builds its TLS context (40 ms of loading CA certificates)
     on the first https request, so that plain-http mirrors never pay for it."""
 
-    class LazyTLS(httpx.BaseTransport):  # type: ignore[misc, name-defined]
+    class LazyTLS(httpx.BaseTransport):  # type: ignore[misc]
         def __init__(self) -> None:
             self._real: Any = None
 

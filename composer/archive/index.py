@@ -17,6 +17,7 @@ import json
 import lzma
 import os
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -94,8 +95,8 @@ def _fetch_release(http: Http, cache: Cache, mirrors: Mirrors, spec: SourceSpec)
             continue
         if resp.status == 304 and old_body:
             return _Fetched(spec, mirror, base, url, old_body)
-        head = json.dumps({"etag": resp.etag or "", "last_modified": resp.last_modified or ""})
-        return _Fetched(spec, mirror, base, url, resp.body, fresh_meta=head.encode())
+        meta_out = json.dumps({"etag": resp.etag or "", "last_modified": resp.last_modified or ""})
+        return _Fetched(spec, mirror, base, url, resp.body, fresh_meta=meta_out.encode())
     raise FetchError("; ".join(problems), f"check the mirrors configured for {spec.archive}")
 
 
@@ -174,7 +175,8 @@ def _indexed(cache: Cache, sha256: str, where: str) -> PackagesFile:
     return pf
 
 
-def packages_file(http: Http, cache: Cache, src: VerifiedSource, component: str, arch: str) -> PackagesFile:
+def packages_file(http: Http, cache: Cache, src: VerifiedSource, component: str, arch: str,
+                  say: Callable[[str], None] = lambda _: None) -> PackagesFile:
     base_path = f"{component}/binary-{arch}/Packages"
     where = f"{src.spec.archive} {src.spec.suite} {base_path}"
     files = src.release.files
@@ -189,6 +191,7 @@ def packages_file(http: Http, cache: Cache, src: VerifiedSource, component: str,
         if src.release.acquire_by_hash:
             urls.append(src.dists_url(f"{component}/binary-{arch}/by-hash/SHA256/{entry.sha256}"))
         urls.append(src.dists_url(base_path + kind))
+        say(f"fetching {where}{kind} ({entry.size / 1e6:.1f} MB)")
         blob = http.download_verified(urls, entry.size, entry.sha256, cache, f"{where}{kind}")
         if not kind:
             return _indexed(cache, entry.sha256, where)
@@ -213,7 +216,9 @@ class Archive:
     """Verified access to a profile's sources; closes its gpg homes and HTTP pool."""
 
     def __init__(self, mirrors: Mirrors, cache: Cache, user_agent: str = "compose",
-                 allow_expired: bool = False, now: datetime | None = None) -> None:
+                 allow_expired: bool = False, now: datetime | None = None,
+                 say: Callable[[str], None] = lambda _: None) -> None:
+        self.say = say
         self.mirrors = mirrors
         self.cache = cache
         self.http = Http(user_agent)
@@ -251,7 +256,7 @@ class Archive:
     def index(self, sources: list[VerifiedSource], arch: str) -> Index:
         jobs = [(i, src, comp) for i, src in enumerate(sources) for comp in src.spec.components]
         with ThreadPoolExecutor(max_workers=max(1, min(4, len(jobs)))) as pool:
-            futures = [pool.submit(packages_file, self.http, self.cache, src, comp, arch)
+            futures = [pool.submit(packages_file, self.http, self.cache, src, comp, arch, self.say)
                        for _, src, comp in jobs]
             files = [f.result() for f in futures]
         parts = []

@@ -137,8 +137,7 @@ class Mirrors:
             return Mirror(archive, self.flags[archive], "--mirror")
         var = env_name(archive)
         if self.env.get(var):
-            urls = tuple(_clean(u, var) for u in self.env[var].split())
-            return Mirror(archive, urls, var)
+            return Mirror(archive, tuple(_clean(u, var) for u in self.env[var].split()), var)
         if self._config is None:
             self._config = _from_config(self.config_file)
         if archive in self._config:
@@ -146,10 +145,11 @@ class Mirrors:
         urls: list[str] = []
         origin = ""
         for uri, where in apt_source_uris(self.apt_paths):
-            if uri.rstrip("/").rsplit("/", 1)[-1] == archive and uri.startswith(("http://", "https://", "file:/")):
-                if uri.rstrip("/") not in urls:
-                    urls.append(uri.rstrip("/"))
-                    origin = origin or where
+            url = uri.rstrip("/")
+            if (url.rsplit("/", 1)[-1] == archive and url.startswith(("http://", "https://", "file:/"))
+                    and url not in urls):
+                urls.append(url)
+                origin = origin or where
         if urls:
             return Mirror(archive, tuple(urls), origin)
         raise ConfigError(

@@ -10,10 +10,12 @@ empty disappears.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
 from composer.errors import FormatError
+from composer.model import OrGroup, Relation, Relations
+
+__all__ = ["OPS", "OrGroup", "Relation", "Relations", "format_group", "parse", "parse_provides"]
 
 OPS = ("<<", "<=", "=", ">=", ">>")
 # Obsolete spellings dpkg still accepts: '<' means '<=', '>' means '>='.
@@ -32,26 +34,6 @@ _ALT = re.compile(
     $""",
     re.X,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Relation:
-    """One alternative: ``name[:arch] (op version)``. ``op``/``version`` are None when unversioned."""
-
-    name: str
-    op: str | None = None
-    version: str | None = None
-    arch: str | None = None
-
-    def __str__(self) -> str:
-        s = self.name + (f":{self.arch}" if self.arch else "")
-        if self.op:
-            s += f" ({self.op} {self.version})"
-        return s
-
-
-OrGroup = tuple[Relation, ...]
-Relations = tuple[OrGroup, ...]
 
 
 def _arch_matches(restriction: str, host_arch: str | None, where: str) -> bool:
