@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 @dataclass(frozen=True, slots=True)
 class Relation:
     """One alternative: ``name[:arch] (op version)``. ``op``/``version`` are None when unversioned."""
@@ -113,6 +112,10 @@ class PackageRecord:
     """Index of the profile source (0-based) whose Packages listed this version."""
     pin: int = 500
     """apt's default pin priority for that source: 500, 100 (ButAutomaticUpgrades), 1 (NotAutomatic)."""
+    protected: bool = False
+    """``Protected: yes`` (formerly ``Important: yes``)."""
+    position: int = 0
+    """Where the paragraph starts in its Packages file: apt's creation order, a tie-break."""
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,26 @@
 """The dependency closure, with apt's semantics. Pure: an ``Index`` in, a ``Resolution`` out.
 
-What apt does for ``apt-get install --no-install-recommends ROOTS`` on an empty system,
-and so what this does:
+What apt does for ``apt-get install --no-install-recommends ROOTS`` on an empty system
+(its ``MarkInstall`` and, where that leaves a conflict, its problem resolver), and so
+what this does:
 
-* Every root is marked first, then each root's dependencies are followed in order:
-  for one package, a target is chosen and marked for each of its unsatisfied groups
-  (Pre-Depends before Depends) before any of those targets is followed, depth-first.
-* An OR-group already satisfied by a marked package (or an excluded one) needs nothing.
-  Otherwise the first alternative whose candidate satisfies it is taken; a virtual name
-  goes to the provider apt would pick (``provider_order``), unless the profile says
-  ``prefer``.
+* Every root is marked first; then each root's dependencies are followed in order,
+  depth-first: Pre-Depends before Depends, each group fully followed before the next.
+* An OR-group already satisfied by a marked package needs nothing. Otherwise its
+  alternatives are tried in order, each one's targets being the real package's candidate
+  and then the providers of that name (ranked by ``provider_order``, or as ``prefer``
+  says). A target that conflicts with a marked package (either way) is passed over, and
+  so is one whose own dependencies cannot be satisfied: its marks are rolled back.
+* A target that is needed but conflicts with packages chosen earlier for some other
+  package's OR-group replaces them: they are unmarked, the groups they satisfied are
+  satisfied again, and what only they needed is swept away, as apt ends up doing.
 * The candidate of a name is apt's with default pins: the highest pin priority (500, or
   100/1 for NotAutomatic suites), then the highest version across all sources; apt does
   not fall back to an older version, so neither does this.
-* An excluded package satisfies its dependents, is not followed and not shipped.
+* An excluded package satisfies its dependents when its candidate would, is not followed
+  and is not shipped.
 * Essential and Priority never add a package on their own. Conflicts and Breaks are
-  checked on the result.
+  checked again on the result.
 
 The walk keeps its edges in plain dicts (importing networkx costs 0.1 s, a third of a
 warm lock); ``graph()`` turns a walk into a networkx DiGraph, which explains failures
@@ -36,7 +41,9 @@ from composer.errors import ResolveError
 from composer.model import Edge, PackageRecord, Resolution
 
 ROOT = "<request>"
-_PRIORITY = {"required": 5, "important": 4, "standard": 3, "optional": 2, "extra": 1}
+# apt's Priority enum; a missing Priority is 0 and, like apt, ranks first.
+_PRIORITY = {"required": 1, "important": 2, "standard": 3, "optional": 4, "extra": 5}
+_MISSING = object()
 
 
 def matches_real(rec: PackageRecord, rel: Relation, arch: str) -> bool:
@@ -52,25 +59,19 @@ def matches_real(rec: PackageRecord, rel: Relation, arch: str) -> bool:
 def matches_provide(rec: PackageRecord, provide: Relation, rel: Relation) -> bool:
     if provide.name != rel.name:
         return False
-    if rel.arch == "any" and rec.multi_arch not in ("foreign", "allowed"):
+    if rel.arch == "any" and rec.multi_arch != "allowed":
         return False
     if rel.op is None:
         return True
     return provide.version is not None and version.satisfies(provide.version, rel.op, rel.version or "")
 
 
-def provider_order(rec: PackageRecord) -> tuple[int, int, int, str]:
-    """Sort key, best first, as apt's CompareProviders ranks the providers of a virtual name."""
-    return (-int(rec.essential), 0, -_PRIORITY.get(rec.priority, 0), rec.name)
-
-
-@dataclass
-class _State:
-    selected: dict[str, PackageRecord] = field(default_factory=dict)
-    provides: dict[str, list[tuple[PackageRecord, Relation]]] = field(default_factory=dict)
-    excluded: dict[str, list[str]] = field(default_factory=dict)
-    choices: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
-    edges: dict[tuple[str, str], dict[str, str | None]] = field(default_factory=dict)
+def provider_order(rec: PackageRecord) -> tuple[int, int, int, int, int]:
+    """Sort key, best first, as apt's CompareProviders ranks the providers of a virtual
+    name: Essential, then Protected, then Priority (a missing one first, then required
+    down to extra), then the package apt created last (later source, later paragraph)."""
+    return (-int(rec.essential), -int(rec.protected), _PRIORITY.get(rec.priority, 0),
+            -rec.origin, -rec.position)
 
 
 def graph(edges: dict[tuple[str, str], dict[str, str | None]], nodes: Iterable[str] = ()) -> Any:
@@ -85,6 +86,50 @@ def graph(edges: dict[tuple[str, str], dict[str, str | None]], nodes: Iterable[s
     return g
 
 
+@dataclass
+class _Failure:
+    """Why a package could not be installed (the first reason found wins)."""
+
+    package: PackageRecord
+    kind: str
+    group: OrGroup
+    chain: list[str]
+    conflicts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _State:
+    selected: dict[str, PackageRecord] = field(default_factory=dict)
+    edges: dict[tuple[str, str], dict[str, str | None]] = field(default_factory=dict)
+    excluded: dict[str, list[str]] = field(default_factory=dict)
+    choices: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
+    roots: set[str] = field(default_factory=set)
+    trail: list[tuple[str, Any, Any]] = field(default_factory=list)
+    failure: _Failure | None = None
+    path: list[str] = field(default_factory=list)
+    """The packages being installed, root first: the chain to report on failure."""
+    replacing: bool = False
+
+    def set(self, table: str, key: Any, value: Any) -> None:
+        d = getattr(self, table)
+        self.trail.append((table, key, d.get(key, _MISSING)))
+        d[key] = value
+
+    def delete(self, table: str, key: Any) -> None:
+        d = getattr(self, table)
+        if key in d:
+            self.trail.append((table, key, d.pop(key)))
+
+    def rollback(self, mark: int) -> None:
+        while len(self.trail) > mark:
+            table, key, old = self.trail.pop()
+            d = getattr(self, table)
+            if old is _MISSING:
+                d.pop(key, None)
+            else:
+                d[key] = old
+
+
 class Solver:
     def __init__(self, index: Index, exclude: Iterable[str] = (), prefer: dict[str, str] | None = None,
                  recommends: bool = False) -> None:
@@ -96,19 +141,23 @@ class Solver:
 
     # -- queries -----------------------------------------------------------------
 
+    def _providers(self, name: str) -> list[PackageRecord]:
+        out = []
+        for n in self.index.provider_names(name):
+            if n != name:
+                p = self.index.candidate(n)
+                if p is not None:
+                    out.append(p)
+        return out
+
     def _targets(self, rel: Relation) -> list[tuple[PackageRecord, str | None]]:
         """Candidates that can satisfy one alternative, best first: (record, virtual name)."""
         out: list[tuple[PackageRecord, str | None]] = []
         cand = self.index.candidate(rel.name)
         if cand is not None and matches_real(cand, rel, self.arch):
             out.append((cand, None))
-        providers: list[PackageRecord] = []
-        for name in self.index.provider_names(rel.name):
-            if name == rel.name:
-                continue
-            p = self.index.candidate(name)
-            if p is not None and any(matches_provide(p, prov, rel) for prov in p.provides):
-                providers.append(p)
+        providers = [p for p in self._providers(rel.name)
+                     if any(matches_provide(p, prov, rel) for prov in p.provides)]
         preferred = self.prefer.get(rel.name)
         providers.sort(key=lambda p: (p.name != preferred, *provider_order(p)))
         out += [(p, rel.name) for p in providers]
@@ -120,21 +169,51 @@ class Solver:
             if rec is not None and matches_real(rec, rel, self.arch):
                 return rel.name, None
             if rel.name in st.excluded:
-                return rel.name, None
-            for p, prov in st.provides.get(rel.name, ()):
-                if matches_provide(p, prov, rel):
+                cand = self.index.candidate(rel.name)
+                if cand is not None and matches_real(cand, rel, self.arch):
+                    return rel.name, None
+            for p in self._providers(rel.name):
+                if st.selected.get(p.name) is p and any(matches_provide(p, prov, rel) for prov in p.provides):
                     return p.name, rel.name
         return None
 
+    def _hits(self, st: _State, rec: PackageRecord, rel: Relation) -> list[str]:
+        """Marked packages (other than ``rec``) that a Conflicts/Breaks relation of ``rec`` hits."""
+        hits = []
+        other = st.selected.get(rel.name)
+        if other is not None and other.name != rec.name and matches_real(other, rel, self.arch):
+            hits.append(other.name)
+        for p in self._providers(rel.name):
+            if p.name != rec.name and st.selected.get(p.name) is p and \
+                    any(matches_provide(p, prov, rel) for prov in p.provides):
+                hits.append(p.name)
+        return hits
+
+    def _clash_details(self, st: _State, rec: PackageRecord) -> list[tuple[str, str]]:
+        """(marked package, explanation) for each conflict between ``rec`` and the marked set."""
+        found: list[tuple[str, str]] = []
+        for kind, groups in (("Conflicts", rec.conflicts), ("Breaks", rec.breaks)):
+            for group in groups:
+                for rel in group:
+                    found += [(h, f"{rec.name} {rec.version} {kind}: {rel}, and {h} is selected")
+                              for h in self._hits(st, rec, rel)]
+        for other in st.selected.values():
+            if other.name == rec.name:
+                continue
+            for kind, groups in (("Conflicts", other.conflicts), ("Breaks", other.breaks)):
+                for group in groups:
+                    for rel in group:
+                        if (rel.name == rec.name and matches_real(rec, rel, self.arch)) or any(
+                                matches_provide(rec, prov, rel) for prov in rec.provides):
+                            found.append((other.name, f"{other.name} {other.version} {kind}: {rel}, "
+                                                      f"and {rec.name} is selected"))
+        return found
+
+    def _clashes(self, st: _State, rec: PackageRecord) -> list[str]:
+        """Marked packages that ``rec`` conflicts with, or that conflict with it."""
+        return sorted({name for name, _ in self._clash_details(st, rec)})
+
     # -- the walk ----------------------------------------------------------------
-
-    def _select(self, st: _State, rec: PackageRecord) -> None:
-        st.selected[rec.name] = rec
-        for prov in rec.provides:
-            st.provides.setdefault(prov.name, []).append((rec, prov))
-
-    def _edge(self, st: _State, dependent: str, target: str, group: OrGroup, kind: str, via: str | None) -> None:
-        st.edges.setdefault((dependent, target), {"relation": format_group(group), "kind": kind, "via": via})
 
     def _groups(self, rec: PackageRecord) -> list[tuple[str, OrGroup]]:
         groups = [("Pre-Depends", g) for g in rec.pre_depends] + [("Depends", g) for g in rec.depends]
@@ -142,39 +221,120 @@ class Solver:
             groups += [("Recommends", g) for g in rec.recommends]
         return groups
 
-    def _expand(self, st: _State, rec: PackageRecord) -> None:
-        # Like apt's MarkInstall: first choose and mark a target for every unsatisfied
-        # group of this package, then follow each newly marked target in turn.
-        marked: list[PackageRecord] = []
-        for kind, group in self._groups(rec):
-            sat = self._satisfied(st, group)
-            if sat is not None:
-                self._edge(st, rec.name, sat[0], group, kind, sat[1])
-                continue
-            pick = self._choose(st, rec, kind, group)
-            if pick is None:
-                continue
-            target, via = pick
-            self._edge(st, rec.name, target.name, group, kind, via)
-            if via is not None:
-                st.choices[via] = (target.name, [])
-            if target.name in self.exclude:
-                st.excluded.setdefault(target.name, [])
-                continue
-            self._select(st, target)
-            marked.append(target)
-        for target in marked:
-            self._expand(st, target)
+    def _link(self, st: _State, dependent: str, target: str, group: OrGroup, kind: str, via: str | None) -> None:
+        if (dependent, target) not in st.edges:
+            st.set("edges", (dependent, target), {"relation": format_group(group), "kind": kind, "via": via})
+        if via is not None:
+            st.set("choices", via, (target, []))
 
-    def _choose(self, st: _State, rec: PackageRecord, kind: str,
-                group: OrGroup) -> tuple[PackageRecord, str | None] | None:
+    def _install(self, st: _State, rec: PackageRecord) -> bool:
+        """Mark ``rec`` and follow its dependencies; False (marks kept) if one fails."""
+        if st.selected.get(rec.name) is rec:
+            return True
+        st.set("selected", rec.name, rec)
+        st.path.append(rec.name)
+        try:
+            return all(self._satisfy(st, rec, kind, group) for kind, group in self._groups(rec))
+        finally:
+            st.path.pop()
+
+    def _satisfy(self, st: _State, rec: PackageRecord, kind: str, group: OrGroup) -> bool:
+        sat = self._satisfied(st, group)
+        if sat is not None:
+            self._link(st, rec.name, sat[0], group, kind, sat[1])
+            return True
+        blocked: list[tuple[PackageRecord, str | None, list[str]]] = []
         for rel in group:
-            targets = self._targets(rel)
-            if targets:
-                return targets[0]
+            for target, via in self._targets(rel):
+                if target.name in self.exclude:
+                    self._link(st, rec.name, target.name, group, kind, via)
+                    if target.name not in st.excluded:
+                        st.set("excluded", target.name, [])
+                    return True
+                clashes = self._clashes(st, target)
+                if clashes:
+                    blocked.append((target, via, clashes))
+                    continue
+                mark = len(st.trail)
+                if self._install(st, target):
+                    self._link(st, rec.name, target.name, group, kind, via)
+                    return True
+                st.rollback(mark)
+        for target, via, clashes in blocked:
+            if self._replace(st, rec, kind, group, target, via, clashes):
+                return True
         if kind == "Recommends":
-            return None
-        raise self._unsatisfiable(st, rec, kind, group)
+            return True
+        if st.failure is None:
+            details = []
+            for t, _, _ in blocked:
+                for other, detail in self._clash_details(st, t):
+                    details += [detail,
+                                f"  {t.name} needed through: {' -> '.join([*st.path, t.name])}",
+                                f"  {other} needed through: {' -> '.join(self._chain(st, other))}"]
+            st.failure = _Failure(rec, kind, group, list(st.path), details)
+        return False
+
+    def _replace(self, st: _State, rec: PackageRecord, kind: str, group: OrGroup,
+                 target: PackageRecord, via: str | None, clashes: list[str]) -> bool:
+        """Install ``target`` in place of auto-chosen packages it conflicts with, as apt's
+        problem resolver ends up doing; False (rolled back) if that cannot work. Only a
+        package every dependent of which had other alternatives can be replaced."""
+        if st.replacing or any(c in st.roots for c in clashes):
+            return False
+        for c in clashes:
+            if any(v == c and " | " not in (attrs["relation"] or "") for (_, v), attrs in st.edges.items()):
+                return False
+        mark = len(st.trail)
+        dependents: list[tuple[str, str, str]] = []
+        for c in clashes:
+            st.delete("selected", c)
+            for (u, v), attrs in list(st.edges.items()):
+                if v == c or u == c:
+                    st.delete("edges", (u, v))
+                    if v == c and u in st.selected:
+                        dependents.append((u, attrs["kind"] or "Depends", attrs["relation"] or ""))
+        st.replacing = True
+        try:
+            if self._install(st, target):
+                self._link(st, rec.name, target.name, group, kind, via)
+                ok = True
+                for u, k, _ in dependents:
+                    dep = st.selected.get(u)
+                    if dep is None:
+                        continue
+                    for gkind, g in self._groups(dep):
+                        if gkind == k and not self._satisfy(st, dep, gkind, g):
+                            ok = False
+                if ok and not any(self._clashes(st, st.selected[n]) for n in list(st.selected)):
+                    return True
+        finally:
+            st.replacing = False
+        st.rollback(mark)
+        return False
+
+    def _sweep(self, st: _State) -> None:
+        """Drop what nothing reachable from a root needs any more (apt's sweep of new,
+        automatically installed packages)."""
+        children: dict[str, list[str]] = {}
+        for (u, v) in st.edges:
+            children.setdefault(u, []).append(v)
+        seen: set[str] = set()
+        todo = [ROOT]
+        while todo:
+            n = todo.pop()
+            for c in children.get(n, ()):
+                if c not in seen:
+                    seen.add(c)
+                    todo.append(c)
+        for name in [n for n in st.selected if n not in seen]:
+            del st.selected[name]
+        for name in [n for n in st.excluded if n not in seen]:
+            del st.excluded[name]
+        for key in [k for k in st.edges if k[0] != ROOT and (k[0] not in seen or k[1] not in seen)]:
+            del st.edges[key]
+        for via in [v for v, (p, _) in st.choices.items() if p not in seen]:
+            del st.choices[via]
 
     # -- errors ------------------------------------------------------------------
 
@@ -187,7 +347,8 @@ class Solver:
         except (nx.NetworkXNoPath, nx.NodeNotFound):
             return [name]
 
-    def _unsatisfiable(self, st: _State, rec: PackageRecord, kind: str, group: OrGroup) -> ResolveError:
+    def _unsatisfiable(self, st: _State, failure: _Failure, root: str) -> ResolveError:
+        rec, kind, group = failure.package, failure.kind, failure.group
         lines = []
         for rel in group:
             versions = self.index.versions(rel.name)
@@ -196,11 +357,14 @@ class Solver:
                 lines.append(f"  {rel.name}: available {', '.join(v.version for v in versions)}"
                              + (f"; the candidate is {versions[0].version}" if rel.op else ""))
             elif providers:
-                lines.append(f"  {rel.name}: virtual, provided by {', '.join(providers)} "
-                             "(none with a matching version)")
+                lines.append(f"  {rel.name}: virtual, provided by {', '.join(providers)}"
+                             + (" (none with a matching version)" if rel.op else ""))
+            elif self.index.has_name(rel.name):
+                lines.append(f"  {rel.name}: exists only for other architectures than {self.arch}")
             else:
                 lines.append(f"  {rel.name}: not in any source of the profile")
-        chain = " -> ".join(self._chain(st, rec.name))
+        lines += [f"  {detail}" for detail in dict.fromkeys(failure.conflicts)]
+        chain = " -> ".join(failure.chain or [root, rec.name])
         return ResolveError(
             f"cannot satisfy {rec.name} {rec.version} {kind}: {format_group(group)}\n"
             f"  needed through: {chain}\n" + "\n".join(lines),
@@ -212,15 +376,16 @@ class Solver:
         cand = self.index.candidate(name)
         if cand is not None:
             return cand
-        providers = [p for p in (self.index.candidate(n) for n in self.index.provider_names(name)) if p]
+        providers = self._providers(name)
         if name in self.prefer:
             providers = [p for p in providers if p.name == self.prefer[name]] or providers
         if len(providers) == 1:
             return providers[0]
         if providers:
+            names = sorted(p.name for p in providers)
             raise ResolveError(
-                f"{name} is a virtual package provided by {', '.join(sorted(p.name for p in providers))}",
-                f"include one of them instead, or add prefer = {{ {name} = \"{sorted(p.name for p in providers)[0]}\" }} to [packages]",
+                f"{name} is a virtual package provided by {', '.join(names)}",
+                f"include one of them instead, or add prefer = {{ {name} = \"{names[0]}\" }} to [packages]",
             )
         close = difflib.get_close_matches(name, sorted(self.index.all_names()), n=3)
         raise ResolveError(
@@ -237,12 +402,19 @@ class Solver:
         recs = []
         for name in roots:
             rec = self._root(name)
-            self._select(st, rec)
+            st.selected[rec.name] = rec
+            st.roots.add(rec.name)
             st.edges[(ROOT, rec.name)] = {"relation": name, "kind": "request",
                                           "via": name if rec.name != name else None}
             recs.append(rec)
         for rec in recs:
-            self._expand(st, rec)
+            st.failure = None
+            st.path = [rec.name]
+            ok = all(self._satisfy(st, rec, kind, group) for kind, group in self._groups(rec))
+            if not ok:
+                assert st.failure is not None
+                raise self._unsatisfiable(st, st.failure, rec.name)
+        self._sweep(st)
         self._check_conflicts(st)
         for via, (provider, _) in list(st.choices.items()):
             wanted = sorted({u for (u, v), d in st.edges.items() if v == provider and d["via"] == via})
@@ -268,12 +440,9 @@ class Solver:
             for kind, groups in (("Conflicts", rec.conflicts), ("Breaks", rec.breaks)):
                 for group in groups:
                     for rel in group:
-                        other = st.selected.get(rel.name)
-                        if other is not None and other.name != rec.name and matches_real(other, rel, self.arch):
-                            raise self._conflict(st, rec, kind, rel, other.name)
-                        for p, prov in st.provides.get(rel.name, ()):
-                            if p.name != rec.name and matches_provide(p, prov, rel):
-                                raise self._conflict(st, rec, kind, rel, p.name)
+                        hits = self._hits(st, rec, rel)
+                        if hits:
+                            raise self._conflict(st, rec, kind, rel, hits[0])
 
     def _conflict(self, st: _State, rec: PackageRecord, kind: str, rel: Relation, other: str) -> ResolveError:
         return ResolveError(

@@ -192,7 +192,7 @@ class PackagesFile:
         end = data.find(b"\n\n", offset)
         if end < 0:
             end = len(data)
-        text = bytes(data[offset:end]).decode()
+        text = bytes(data[offset:end]).decode().rstrip("\n")
         fields = _fields(text.split("\n"), f"{self.where} at byte {offset}")
         self._cache[offset] = fields
         return fields

@@ -60,9 +60,11 @@ class Index:
                 breaks=rel("Breaks"),
                 multi_arch=f.get("Multi-Arch", "no"),
                 essential=f.get("Essential", "no") == "yes",
-                priority=f.get("Priority", "optional"),
+                priority=f.get("Priority", ""),
                 origin=part.origin,
                 pin=part.pin,
+                protected=f.get("Protected", f.get("Important", "no")) == "yes",
+                position=offset,
             )
         except KeyError as exc:
             raise FormatError(f"{where}: required field {exc.args[0]} is missing") from exc
