@@ -75,7 +75,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
         if args.check:
             try:
                 pipeline.check(prof, out)
-                print(f"{out}: fresh")
+                print(f"{out}: fresh", file=sys.stderr)
                 report.append({"profile": prof.name, "lock": str(out), "fresh": True})
             except ComposeError as exc:
                 if exc.exit_code != 1:
@@ -107,7 +107,7 @@ def _lock_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def cmd_why(args: argparse.Namespace) -> int:
     from composer import pipeline
 
-    prof, lk = _lock_for(args)
+    _, lk = _lock_for(args)
     arch = args.arch or lk.architectures[0]
     if arch not in lk.architectures:
         raise ComposeError(f"the lock of {lk.profile} has no architecture {arch}",

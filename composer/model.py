@@ -37,6 +37,10 @@ class SourceSpec:
     suite: str
     components: tuple[str, ...] = ("main",)
     keyring: str = "debian"
+    """A shipped keyring's name, or the absolute path of a keyring file."""
+    keyring_as_written: str = field(default="", compare=False)
+    """What the profile wrote (a name, or a path relative to the profile): what the
+    fingerprint records, so that a lock does not depend on where the project lives."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class Profile:
             "architectures": list(self.architectures),
             "sources": [
                 {"archive": s.archive, "suite": s.suite, "components": list(s.components),
-                 "keyring": s.keyring}
+                 "keyring": s.keyring_as_written or s.keyring}
                 for s in self.sources
             ],
             "include": list(self.include),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
 import tempfile
@@ -150,7 +151,7 @@ def why(lk: Lock, package: str, arch: str, limit: int = 50) -> list[list[tuple[s
                         f"did you mean {' or '.join(close)}?" if close else "see `compose graph`")
     chains = []
     for path in nx.all_simple_paths(g, ROOT_NODE, package):
-        chains.append([(n, g.edges[u, n].get("via")) for u, n in zip(path, path[1:], strict=False)])
+        chains.append([(n, g.edges[u, n].get("via")) for u, n in itertools.pairwise(path)])
         if len(chains) >= limit:
             break
     chains.sort(key=lambda c: (len(c), [n for n, _ in c]))

@@ -43,7 +43,8 @@ class _Locator:
         self.lines = text.splitlines()
 
     def _key_re(self, key: str) -> re.Pattern[str]:
-        return re.compile(r"^\s*(?:" + re.escape(key) + r'|"' + re.escape(key) + r'")\s*[=.]')
+        k = re.escape(key)
+        return re.compile(r"^\s*(?:" + k + r'|"' + k + r'"' + r"|'" + k + r"')\s*[=.]")
 
     def line(self, path: tuple[str | int, ...]) -> int | None:
         """The line of ``path`` like ("source", 1, "suite") or ("packages", "include")."""
@@ -93,7 +94,7 @@ class _Checker:
 
     def typed(self, value: Any, kind: type | tuple[type, ...], where: tuple[str | int, ...], what: str) -> Any:
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise self.fail(where, f"expected {what}, found {_tname(value)}")
+            raise self.fail(where, f"expected {what}, found {_tname(value)}", f"write it as {what}")
         return value
 
     def strings(self, value: Any, where: tuple[str | int, ...], check: Callable[[str, tuple[str | int, ...]], None] | None = None) -> tuple[str, ...]:
@@ -101,7 +102,8 @@ class _Checker:
         out: list[str] = []
         for i, item in enumerate(value):
             if not isinstance(item, str):
-                raise self.fail(where, f"item {i + 1} should be a string, found {_tname(item)}")
+                raise self.fail(where, f"item {i + 1} should be a string, found {_tname(item)}",
+                                'quote it: ["like", "this"]')
             if check:
                 check(item, where)
             if item in out:
@@ -188,6 +190,7 @@ def parse(text: str, path: Path) -> Profile:
         if not components:
             raise ck.fail((*where, "components"), "the list is empty", 'use ["main"]')
         keyring = ck.typed(src.get("keyring", "debian"), str, (*where, "keyring"), "a string")
+        written = keyring
         if keyring not in SHIPPED_KEYRINGS:
             if "/" not in keyring and not keyring.endswith((".gpg", ".pgp", ".asc")):
                 close = difflib.get_close_matches(keyring, SHIPPED_KEYRINGS, n=1)
@@ -197,9 +200,11 @@ def parse(text: str, path: Path) -> Profile:
                               + ") or a path to a keyring file")
             kpath = (path.parent / keyring).resolve()
             if not kpath.is_file():
-                raise ck.fail((*where, "keyring"), f"keyring file {kpath} does not exist")
+                raise ck.fail((*where, "keyring"), f"keyring file {kpath} does not exist",
+                              "a relative path is read from the profile's folder; or name a "
+                              "shipped keyring: " + ", ".join(SHIPPED_KEYRINGS))
             keyring = str(kpath)
-        spec = SourceSpec(archive, suite, components, keyring)
+        spec = SourceSpec(archive, suite, components, keyring, written)
         if spec in sources:
             raise ck.fail(where, f"source {archive} {suite} is listed twice", "remove the duplicate")
         sources.append(spec)

@@ -273,9 +273,6 @@ def test_check_fresh(project_copy: Path, env: dict[str, str],
     assert "t.lock.toml: fresh" in out + err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: composer/cli.py cmd_lock prints '<lock>: fresh' on stdout before the JSON "
-    "report with --check --json, so stdout is not JSON; print it to stderr (or not with --json)"))
 def test_check_json_is_json(project_copy: Path, env: dict[str, str],
                             compose: Callable[..., tuple[int, str, str]]) -> None:
     rc, out, err = compose(env, "lock", "--check", "--json", cwd=project_copy)
@@ -525,11 +522,6 @@ def test_check_refuses_a_lock_from_a_newer_compose(project_copy: Path, env: dict
     assert_error(rc, err, r"newer compose", r"hint: upgrade compose")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: composer/archive/mirrors.py _clean() accepts file: mirror URLs (from --mirror, "
-    "COMPOSE_MIRROR_*, the config file and apt's file:/ URIs), but composer/archive/http.py "
-    "only speaks http(s): the lock fails after 3 retries and backoff with 'UnsupportedProtocol'; "
-    "refuse file: in _clean()/apt_source_uris() with a ConfigError, or read file: URLs from disk"))
 def test_file_mirror_works_or_is_refused_up_front(served: Served, env: dict[str, str],
                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:

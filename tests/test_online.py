@@ -170,7 +170,7 @@ def test_closure_agrees_with_apt(real_indexes, arch: str, tmp_path: Path) -> Non
 
     if not available():
         pytest.skip("apt-get is not installed")
-    prof, indexes = real_indexes
+    _, indexes = real_indexes
     index, files = indexes[arch]
     apt = AptOracle(tmp_path / "apt", files, arch)
     disagreements = {}

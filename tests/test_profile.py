@@ -103,10 +103,6 @@ def test_unknown_key_without_a_close_match_lists_the_known_keys() -> None:
     assert err.hint == "known keys here: include, exclude, prefer, recommends"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: composer/profile.py _Locator._key_re only knows bare and \"double-quoted\" keys, "
-    "so a 'literal-quoted' key is reported at its table's header line (14, not 15); "
-    "also accept r\"'\" + re.escape(key) + r\"'\""))
 def test_unknown_literal_quoted_key_line() -> None:
     err = fails(edit("include =", "'incldue' ="))
     assert err.message == f"{WHERE}:15: packages.incldue: unknown key"
@@ -198,11 +194,6 @@ def test_bad_value_hints() -> None:
         "remove it from one of the two lists")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: composer/profile.py _Checker.typed() and the keyring-file check raise "
-    "ProfileError without a hint, though profile.py and errors.py promise every "
-    "mistake a hint; give typed() a hint such as 'write it as <what>' and the missing "
-    "keyring 'give a path relative to the profile, or a shipped keyring name'"))
 @pytest.mark.parametrize("case", ["include-string", "recommends-string", "suite-int", "keyring-file"])
 def test_every_profile_error_has_a_hint(case: str) -> None:
     if case == "keyring-file":
@@ -267,11 +258,6 @@ def test_keyring_paths_absolute_and_relative(tmp_path: Path) -> None:
     assert p.sources[1].keyring == "debian"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: composer/profile.py stores a relative keyring as an absolute path in SourceSpec, "
-    "and Profile.lock_inputs() puts it in the fingerprint, so the same project checked out "
-    "elsewhere (another clone, CI) has a stale lock; fingerprint the path as written "
-    "(relative to the profile) and resolve it only when opening the keyring"))
 def test_fingerprint_does_not_depend_on_the_checkout_folder(tmp_path: Path) -> None:
     text = edit('suite = "trixie"\n', 'suite = "trixie"\nkeyring = "keys/k.pgp"\n')
     prints = []

@@ -1,4 +1,5 @@
-"""HTTP downloads over one httpx connection pool, bounded, retried and verified.
+"""Downloads over one httpx connection pool (or from ``file:`` mirrors), bounded,
+retried and verified.
 
 ``get_small`` returns a whole body (InRelease and the like) with a size bound;
 ``download_verified`` streams into the cache's temporary area, checking the size as it
@@ -34,7 +35,28 @@ class Response:
 
 
 class NotFound(FetchError):
-    """The server answered 404 or 410."""
+    """The server answered 404 or 410, or a ``file:`` mirror has no such file."""
+
+
+def _local(url: str) -> Path:
+    """The path a ``file:`` URL names (``file:/x``, ``file:///x``, ``file://localhost/x``)."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(url)
+    if parsed.netloc not in ("", "localhost"):
+        raise FetchError(f"cannot read {url}: file: URLs name local paths only")
+    return Path(unquote(parsed.path))
+
+
+def _open_local(url: str) -> tuple[Any, int]:
+    path = _local(url)
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise NotFound(f"{url}: not found") from exc
+    except OSError as exc:
+        raise FetchError(f"cannot read {url}: {exc.strerror}") from exc
+    return f, os.fstat(f.fileno()).st_size
 
 
 def _lazy_tls_transport(httpx: Any, limits: Any) -> Any:
@@ -101,6 +123,13 @@ class Http:
     def get_small(self, url: str, limit: int, etag: str | None = None,
                   last_modified: str | None = None) -> Response:
         """GET a small body (at most ``limit`` bytes); 304 gives an empty body."""
+        if url.startswith("file:"):
+            f, size = _open_local(url)
+            with f:
+                if size > limit:
+                    raise TrustError(f"{url} is larger than {limit} bytes",
+                                     "refusing an oversized file; check the mirror")
+                return Response(200, f.read(limit + 1), None, None)
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
@@ -147,6 +176,9 @@ class Http:
         )
 
     def _download_one(self, url: str, size: int, sha256: str, cache: Cache, what: str) -> Path:
+        if url.startswith("file:"):
+            return self._copy_local(url, size, sha256, cache, what)
+
         def attempt() -> Path:
             with cache.incoming() as (f, tmp):
                 h = hashlib.sha256()
@@ -170,3 +202,18 @@ class Http:
                 return cache.commit(tmp, sha256)
 
         return self._retrying(url, attempt)  # type: ignore[no-any-return]
+
+    def _copy_local(self, url: str, size: int, sha256: str, cache: Cache, what: str) -> Path:
+        src, actual = _open_local(url)
+        with src, cache.incoming() as (f, tmp):
+            if actual != size:
+                raise TrustError(f"{what} at {url} has {actual} bytes, the signed index says {size}")
+            h = hashlib.sha256()
+            while chunk := src.read(1 << 20):
+                h.update(chunk)
+                f.write(chunk)
+            if h.hexdigest() != sha256:
+                raise TrustError(f"{what} at {url} has sha256 {h.hexdigest()}, the signed index says {sha256}")
+            f.flush()
+            os.fsync(f.fileno())
+            return cache.commit(tmp, sha256)
