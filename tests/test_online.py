@@ -204,3 +204,34 @@ def test_exclusions_remove_only_what_nothing_else_needs(real_indexes, arch: str,
     ours = resolve.solve(index, prof.include, prof.exclude, dict(prof.prefer))
     assert {p.name for p in ours.packages} == reachable
     assert {name for name, _ in ours.excluded} == set(prof.exclude)
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_random_single_packages_agree_with_apt(real_indexes, arch: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A seeded sample of the archive's packages, each installed alone: compose and apt
+    give the same set, or both refuse."""
+    import random
+
+    from composer import resolve
+    from composer.errors import ResolveError
+    from tests.aptoracle import AptOracle, available
+
+    if not available():
+        pytest.skip("apt-get is not installed")
+    _, indexes = real_indexes
+    index, files = indexes[arch]
+    apt = AptOracle(tmp_path / "apt", files, arch)
+    sample = random.Random(f"compose-{arch}").sample(sorted(index.all_names()), 25)
+    disagreements = {}
+    for name in sample:
+        try:
+            ours: set[str] | None = {p.name for p in resolve.solve(index, [name]).packages}
+        except ResolveError:
+            ours = None
+        try:
+            theirs: set[str] | None = apt.install_set([name])
+        except RuntimeError:
+            theirs = None
+        if ours != theirs:
+            disagreements[name] = (ours, theirs)
+    assert not disagreements, disagreements
