@@ -118,8 +118,6 @@ class PackageRecord:
     """apt's default pin priority for that source: 500, 100 (ButAutomaticUpgrades), 1 (NotAutomatic)."""
     protected: bool = False
     """``Protected: yes`` (formerly ``Important: yes``)."""
-    position: int = 0
-    """Where the paragraph starts in its Packages file: apt's creation order, a tie-break."""
 
 
 @dataclass(frozen=True)

@@ -66,12 +66,12 @@ def matches_provide(rec: PackageRecord, provide: Relation, rel: Relation) -> boo
     return provide.version is not None and version.satisfies(provide.version, rel.op, rel.version or "")
 
 
-def provider_order(rec: PackageRecord) -> tuple[int, int, int, int, int]:
+def provider_order(rec: PackageRecord) -> tuple[int, int, int]:
     """Sort key, best first, as apt's CompareProviders ranks the providers of a virtual
     name: Essential, then Protected, then Priority (a missing one first, then required
-    down to extra), then the package apt created last (later source, later paragraph)."""
-    return (-int(rec.essential), -int(rec.protected), _PRIORITY.get(rec.priority, 0),
-            -rec.origin, -rec.position)
+    down to extra). Ties go to the package apt's cache created last
+    (``Index.creation_order``)."""
+    return (-int(rec.essential), -int(rec.protected), _PRIORITY.get(rec.priority, 0))
 
 
 def graph(edges: dict[tuple[str, str], dict[str, str | None]], nodes: Iterable[str] = ()) -> Any:
@@ -159,6 +159,9 @@ class Solver:
         providers = [p for p in self._providers(rel.name)
                      if any(matches_provide(p, prov, rel) for prov in p.provides)]
         preferred = self.prefer.get(rel.name)
+        ranked = [(p.name != preferred, *provider_order(p)) for p in providers]
+        if len(set(ranked)) < len(ranked):  # a tie: apt's creation order decides
+            providers.sort(key=lambda p: self.index.creation_order(p.name), reverse=True)
         providers.sort(key=lambda p: (p.name != preferred, *provider_order(p)))
         out += [(p, rel.name) for p in providers]
         return out

@@ -74,6 +74,10 @@ def parse_one(text: str, where: str = "control data") -> dict[str, str]:
 
 _PACKAGE = re.compile(rb"\nPackage: ([^\n]+)")
 _PROVIDES_OR_PACKAGE = re.compile(rb"\n(Package|Provides): ([^\n]+)")
+_FIELD_RANK = {b"Package": 0, b"Pre-Depends": 1, b"Depends": 2, b"Conflicts": 3, b"Breaks": 4,
+               b"Recommends": 5, b"Suggests": 6, b"Replaces": 7, b"Enhances": 8, b"Provides": 9}
+_NAME_BEFORE = (b" ", b"\t", b",", b"|")
+_NAME_AFTER = (b"", b" ", b"\t", b",", b"|", b"(", b":", b"[", b"<", b"\n")
 # The names in a Provides value: "a (= 1), b:any, c".
 _PROVIDED_NAME = re.compile(rb"(?:^|,)\s*([^\s,(:]+)")
 
@@ -204,6 +208,42 @@ class PackagesFile:
     def providing(self, name: str) -> list[int]:
         """Paragraph starts of packages whose Provides name ``name``."""
         return self.virtuals.get(name.encode(), [])
+
+    def first_mention(self, name: str) -> tuple[int, int, int] | None:
+        """Where apt's cache would first create ``name`` while reading this file:
+        (paragraph start, rank of the field, byte offset), or None.
+
+        apt numbers packages in the order their names first appear: per paragraph the
+        package itself, then the targets of Pre-Depends, Depends, Conflicts, Breaks,
+        Recommends, Suggests, Replaces, Enhances, then Provides. That number breaks ties
+        between otherwise equal providers, so it is computed only for those few names.
+        """
+        data, needle = self.data, name.encode()
+        best: tuple[int, int, int] | None = None
+        pos = 0
+        while True:
+            i = data.find(needle, pos)
+            if i < 0:
+                return best
+            pos = i + 1
+            before = data[i - 1 : i] if i else b"\n"
+            after = data[i + len(needle) : i + len(needle) + 1]
+            if before not in _NAME_BEFORE or after not in _NAME_AFTER:
+                continue
+            start = data.rfind(b"\n\n", 0, i)
+            start = 0 if start < 0 else start + 2
+            if best is not None and start != best[0]:
+                return best
+            line = data.rfind(b"\n", 0, i) + 1
+            while data[line : line + 1] in (b" ", b"\t") and line > start:
+                line = data.rfind(b"\n", 0, line - 1) + 1
+            colon = data.find(b":", line, i)
+            rank = _FIELD_RANK.get(bytes(data[line:colon])) if colon > 0 else None
+            if rank is None or (rank == 0 and bytes(data[colon + 2 : i]).strip()):
+                continue
+            here = (start, rank, i)
+            if best is None or here < best:
+                best = here
 
     def names(self) -> Iterator[str]:
         return (n.decode() for n in self.offsets)

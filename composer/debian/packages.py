@@ -64,7 +64,6 @@ class Index:
                 origin=part.origin,
                 pin=part.pin,
                 protected=f.get("Protected", f.get("Important", "no")) == "yes",
-                position=offset,
             )
         except KeyError as exc:
             raise FormatError(f"{where}: required field {exc.args[0]} is missing") from exc
@@ -105,6 +104,14 @@ class Index:
                 if pkg not in names:
                     names.append(pkg)
         return names
+
+    def creation_order(self, name: str) -> tuple[int, int, int, int]:
+        """The order in which apt's cache would create ``name`` (files in source order)."""
+        for i, part in enumerate(self.parts):
+            found = part.file.first_mention(name)
+            if found is not None:
+                return (i, *found)
+        return (len(self.parts), 0, 0, 0)
 
     def has_name(self, name: str) -> bool:
         return any(part.file.lookup(name) for part in self.parts)
