@@ -59,7 +59,57 @@ def _open_local(url: str) -> tuple[Any, int]:
     return f, os.fstat(f.fileno()).st_size
 
 
-def _lazy_tls_transport(httpx: Any, limits: Any) -> Any:
+def _resolve_once_backend() -> Any:
+    """An httpcore network backend that looks each host up once per run and reuses the
+    addresses for every connection (a lookup per connection can stall for seconds).
+    TLS still verifies and sends the host name: only the TCP connect uses the address."""
+    import socket
+    import threading
+
+    import httpcore
+
+    class ResolveOnce(httpcore.SyncBackend):
+        def __init__(self) -> None:
+            self._known: dict[tuple[str, int], list[str]] = {}
+            self._lock = threading.Lock()
+
+        def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                        local_address: str | None = None, socket_options: Any = None) -> Any:
+            with self._lock:
+                addresses = self._known.get((host, port))
+                if addresses is None:
+                    try:
+                        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                    except OSError as exc:
+                        raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+                    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+                    self._known[(host, port)] = addresses
+            last: Exception | None = None
+            for address in addresses:
+                try:
+                    return super().connect_tcp(address, port, timeout, local_address, socket_options)
+                except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                    last = exc
+            assert last is not None
+            raise last
+
+    return ResolveOnce()
+
+
+def _transport(httpx: Any, limits: Any, backend: Any, verify: bool) -> Any:
+    import httpcore
+
+    transport = httpx.HTTPTransport(verify=verify, limits=limits)
+    # httpx has no public hook for the network backend; swap in an identical pool that uses it.
+    old = transport._pool
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=old._ssl_context, max_connections=old._max_connections,
+        max_keepalive_connections=old._max_keepalive_connections,
+        keepalive_expiry=old._keepalive_expiry, http1=True, http2=False, network_backend=backend)
+    return transport
+
+
+def _lazy_tls_transport(httpx: Any, limits: Any, backend: Any) -> Any:
     """An https transport that builds its TLS context (40 ms of loading CA certificates)
     on the first https request, so that plain-http mirrors never pay for it."""
 
@@ -69,7 +119,7 @@ def _lazy_tls_transport(httpx: Any, limits: Any) -> Any:
 
         def handle_request(self, request: Any) -> Any:
             if self._real is None:
-                self._real = httpx.HTTPTransport(verify=True, limits=limits)
+                self._real = _transport(httpx, limits, backend, verify=True)
             return self._real.handle_request(request)
 
         def close(self) -> None:
@@ -85,6 +135,7 @@ class Http:
 
         self._httpx = httpx
         limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+        backend = _resolve_once_backend()
         self.client = httpx.Client(
             http2=False,
             timeout=httpx.Timeout(TIMEOUT, connect=10.0),
@@ -92,8 +143,8 @@ class Http:
             headers={"User-Agent": user_agent},
             trust_env=False,
             mounts={
-                "http://": httpx.HTTPTransport(verify=False, limits=limits),
-                "https://": _lazy_tls_transport(httpx, limits),
+                "http://": _transport(httpx, limits, backend, verify=False),
+                "https://": _lazy_tls_transport(httpx, limits, backend),
             },
         )
 

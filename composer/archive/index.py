@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from composer.archive.cache import Cache
+from composer.archive.fetch import Progress, Wanted, fetch
 from composer.archive.http import Http, NotFound
 from composer.archive.mirrors import Mirror, Mirrors
 from composer.archive.trust import Verifier, keyring_path
@@ -252,6 +253,11 @@ class Archive:
             checks = [pool.submit(_verify_source, self.cache, f, v, self.now, self.allow_expired)
                       for f, v in zip(fetched, verifiers, strict=True)]
             return [c.result() for c in checks]
+
+    def fetch_debs(self, wanted: list[Wanted],
+                   progress: Callable[[Progress], None] = lambda _: None) -> dict[str, Path]:
+        """Every wanted .deb in the cache (see ``composer.archive.fetch``)."""
+        return fetch(self.http, self.cache, self.mirrors, wanted, progress)
 
     def index(self, sources: list[VerifiedSource], arch: str) -> Index:
         jobs = [(i, src, comp) for i, src in enumerate(sources) for comp in src.spec.components]

@@ -1,0 +1,70 @@
+"""Locked .debs into the cache: by archive-relative path, verified by size and sha256.
+
+Nothing here reads an index: the lock says what to get and what it must hash to. What
+the cache already holds is not downloaded; the rest comes over one small connection
+pool, several at a time, each file landing in the cache only once verified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from composer.archive.cache import Cache
+from composer.archive.http import Http
+from composer.archive.mirrors import Mirrors
+
+WORKERS = 6
+
+
+@dataclass(frozen=True)
+class Wanted:
+    archive: str
+    filename: str
+    size: int
+    sha256: str
+    what: str
+    """For messages: ``name version architecture``."""
+
+
+@dataclass
+class Progress:
+    total_files: int
+    total_bytes: int
+    done_files: int = 0
+    done_bytes: int = 0
+
+
+def fetch(http: Http, cache: Cache, mirrors: Mirrors, wanted: Iterable[Wanted],
+          progress: Callable[[Progress], None] = lambda _: None) -> dict[str, Path]:
+    """Cache paths of every wanted .deb, by sha256; raises on the first that cannot be had."""
+    unique: dict[str, Wanted] = {}
+    for w in wanted:
+        unique.setdefault(w.sha256, w)
+    paths = {sha: cache.blob_path(sha) for sha in unique if cache.has(sha)}
+    missing = [w for sha, w in sorted(unique.items()) if sha not in paths]
+    state = Progress(len(missing), sum(w.size for w in missing))
+    if not missing:
+        return paths
+    progress(state)
+
+    def one(w: Wanted) -> Path:
+        urls = [f"{base}/{w.filename}" for base in mirrors.find(w.archive).urls]
+        return http.download_verified(urls, w.size, w.sha256, cache, w.what)
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = {pool.submit(one, w): w for w in missing}
+        try:
+            for future in as_completed(futures):
+                w = futures[future]
+                paths[w.sha256] = future.result()
+                state.done_files += 1
+                state.done_bytes += w.size
+                progress(state)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    return paths

@@ -1,0 +1,1 @@
+"""Image assembly: trees of files from verified .debs, effects, and OCI output."""
