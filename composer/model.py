@@ -44,6 +44,31 @@ class SourceSpec:
 
 
 @dataclass(frozen=True)
+class ImageSpec:
+    """``[image]`` of a profile; defaults match the distroless python3 image."""
+
+    tags: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] | None = None
+    """None: ``/usr/bin/pythonX.Y`` when the profile names a Python, else no entrypoint."""
+    cmd: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    """Added to (and overriding) the defaults: PATH, LANG=C.UTF-8, SSL_CERT_FILE."""
+    user: str = "0"
+    workdir: str = "/"
+    labels: tuple[tuple[str, str], ...] = ()
+    compression: str = "gzip"
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    name: str
+    uid: int
+    gid: int
+    home: str
+    shell: str = "/sbin/nologin"
+
+
+@dataclass(frozen=True)
 class Profile:
     path: Path
     name: str
@@ -54,6 +79,14 @@ class Profile:
     prefer: tuple[tuple[str, str], ...] = ()
     recommends: bool = False
     python_version: str | None = None
+    image: ImageSpec = field(default_factory=ImageSpec)
+    users: tuple[UserSpec, ...] = ()
+    groups: tuple[tuple[str, int], ...] = ()
+    strip: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+    strip_defaults: bool = True
+    python_compile: bool = True
+    python_trim: bool = True
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def lock_inputs(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.errors import ProfileError
-from composer.model import Profile, SourceSpec
+from composer.model import ImageSpec, Profile, SourceSpec, UserSpec
 
 ARCHITECTURES = (
     "amd64", "arm64", "armel", "armhf", "i386", "loong64", "mips64el", "ppc64el",
@@ -28,10 +28,15 @@ _PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _ARCHIVE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 # Keys later stages read; this stage checks only that they are tables where expected.
-_TOP_KEYS = ("name", "description", "architectures", "source", "packages", "python")
+_TOP_KEYS = ("name", "description", "architectures", "source", "packages", "python", "image",
+             "user", "group", "strip")
 _SOURCE_KEYS = ("archive", "suite", "components", "keyring")
 _PACKAGES_KEYS = ("include", "exclude", "prefer", "recommends")
-_PYTHON_KEYS = ("version",)
+_PYTHON_KEYS = ("version", "compile", "trim")
+_IMAGE_KEYS = ("tag", "tags", "entrypoint", "cmd", "env", "user", "workdir", "labels", "compression")
+_USER_KEYS = ("name", "uid", "gid", "home", "shell")
+_GROUP_KEYS = ("name", "gid")
+_STRIP_KEYS = ("paths", "keep", "defaults")
 
 
 class _Locator:
@@ -252,11 +257,89 @@ def parse(text: str, path: Path) -> Profile:
                 raise ck.fail(("python", "version"), f"{python_version!r} is not a Python version",
                               'write it as "3.13"')
 
+    py_compile = ck.typed((py or {}).get("compile", True), bool, ("python", "compile"), "true or false")
+    py_trim = ck.typed((py or {}).get("trim", True), bool, ("python", "trim"), "true or false")
+    image = _image(ck, data.get("image", {}))
+    users, groups = _accounts(ck, data)
+    strip_paths: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+    strip_defaults = True
+    if "strip" in data:
+        st = ck.typed(data["strip"], dict, ("strip",), "a table")
+        ck.keys(st, _STRIP_KEYS, ("strip",))
+        strip_paths = ck.strings(st.get("paths", []), ("strip", "paths"))
+        keep = ck.strings(st.get("keep", []), ("strip", "keep"))
+        strip_defaults = ck.typed(st.get("defaults", True), bool, ("strip", "defaults"), "true or false")
     return Profile(
         path=path, name=name, architectures=architectures, sources=tuple(sources),
         include=include, exclude=exclude, prefer=tuple(sorted(prefer)), recommends=recommends,
-        python_version=python_version, extra=data,
+        python_version=python_version, image=image, users=users, groups=groups,
+        strip=strip_paths, keep=keep, strip_defaults=strip_defaults,
+        python_compile=py_compile, python_trim=py_trim, extra=data,
     )
+
+
+def _image(ck: _Checker, raw: Any) -> ImageSpec:
+    where: tuple[str | int, ...] = ("image",)
+    im = ck.typed(raw, dict, where, "a table")
+    ck.keys(im, _IMAGE_KEYS, where)
+    tags: tuple[str, ...] = ()
+    if "tag" in im:
+        tags = (ck.typed(im["tag"], str, ("image", "tag"), "a string"),)
+    if "tags" in im:
+        tags += ck.strings(im["tags"], ("image", "tags"))
+    for t in tags:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", t):
+            raise ck.fail(("image", "tags"), f"{t!r} is not a valid image tag",
+                          "letters, digits, '_', '.' and '-', at most 128")
+    entrypoint = tuple(ck.strings(im["entrypoint"], ("image", "entrypoint"))) if "entrypoint" in im else None
+    cmd = ck.strings(im.get("cmd", []), ("image", "cmd"))
+    env_raw = ck.typed(im.get("env", {}), dict, ("image", "env"), 'a table like { LANG = "C.UTF-8" }')
+    env = []
+    for k, v in env_raw.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
+            raise ck.fail(("image", "env"), f"{k!r} is not an environment variable name")
+        env.append((k, ck.typed(v, str, ("image", "env"), f"a string for {k}")))
+    user = im.get("user", "0")
+    if isinstance(user, int) and not isinstance(user, bool):
+        user = str(user)
+    user = ck.typed(user, str, ("image", "user"), 'a user name or id, like "65532" or "nonroot"')
+    workdir = ck.typed(im.get("workdir", "/"), str, ("image", "workdir"), "an absolute path")
+    if not workdir.startswith("/"):
+        raise ck.fail(("image", "workdir"), f"{workdir!r} is not an absolute path", "start it with /")
+    labels_raw = ck.typed(im.get("labels", {}), dict, ("image", "labels"), "a table of strings")
+    labels = tuple(sorted((k, ck.typed(v, str, ("image", "labels"), "a string")) for k, v in labels_raw.items()))
+    compression = ck.typed(im.get("compression", "gzip"), str, ("image", "compression"), '"gzip" or "zstd"')
+    if compression not in ("gzip", "zstd"):
+        raise ck.fail(("image", "compression"), f"unknown compression {compression!r}", 'use "gzip" or "zstd"')
+    return ImageSpec(tags, entrypoint, cmd, tuple(env), user, workdir, labels, compression)
+
+
+def _accounts(ck: _Checker, data: dict[str, Any]) -> tuple[tuple[UserSpec, ...], tuple[tuple[str, int], ...]]:
+    users = []
+    for i, u in enumerate(ck.typed(data.get("user", []), list, ("user",), "[[user]] tables")):
+        where: tuple[str | int, ...] = ("user", i)
+        ck.typed(u, dict, where, "a table")
+        ck.keys(u, _USER_KEYS, where)
+        for required in ("name", "uid"):
+            if required not in u:
+                raise ck.fail(where, f"[[user]] number {i + 1} has no '{required}'")
+        name = ck.typed(u["name"], str, (*where, "name"), "a string")
+        uid = ck.typed(u["uid"], int, (*where, "uid"), "a number")
+        gid = ck.typed(u.get("gid", uid), int, (*where, "gid"), "a number")
+        home = ck.typed(u.get("home", f"/home/{name}"), str, (*where, "home"), "an absolute path")
+        shell = ck.typed(u.get("shell", "/sbin/nologin"), str, (*where, "shell"), "a path")
+        users.append(UserSpec(name, uid, gid, home, shell))
+    groups = []
+    for i, g in enumerate(ck.typed(data.get("group", []), list, ("group",), "[[group]] tables")):
+        where = ("group", i)
+        ck.typed(g, dict, where, "a table")
+        ck.keys(g, _GROUP_KEYS, where)
+        if "name" not in g or "gid" not in g:
+            raise ck.fail(where, f"[[group]] number {i + 1} needs 'name' and 'gid'")
+        groups.append((ck.typed(g["name"], str, (*where, "name"), "a string"),
+                       ck.typed(g["gid"], int, (*where, "gid"), "a number")))
+    return tuple(users), tuple(groups)
 
 
 def discover(directory: Path) -> list[Path]:

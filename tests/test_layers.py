@@ -12,7 +12,7 @@ PKG = Path(__file__).resolve().parent.parent / "composer"
 LAYER = {
     "composer.errors": 0, "composer.model": 0,
     "composer.profile": 1, "composer.debian": 1,
-    "composer.archive": 2, "composer.resolve": 2, "composer.lockfile": 2,
+    "composer.archive": 2, "composer.resolve": 2, "composer.lockfile": 2, "composer.image": 2,
     "composer.pipeline": 3,
     "composer.cli": 4, "composer.__main__": 5,
 }
