@@ -1,0 +1,117 @@
+"""compose build against mmdebstrap --variant=extract, side by side, in one run.
+
+The py313 profile is locked afresh (Debian's mirrors drop superseded .debs) into a
+scratch directory and its amd64 .debs fetched into compose's cache. Then, with every
+.deb on local disk:
+
+* mmdebstrap --variant=extract of exactly the locked amd64 packages (pinned versions)
+  into a plain, uncompressed tar, from a local flat repository of the same .debs, so
+  that neither tool touches the network;
+* compose build --locked --arch amd64 in three states of its derived cache:
+  ``cold`` (.debs cached, nothing derived: Python is byte-compiled by the image's
+  interpreter and the layer compressed), ``warm`` (byte-code cached, the layer
+  compressed again) and ``rebuild`` (an unchanged lock: the compressed layer is reused).
+
+Usage: python benchmarks/bench_build.py [--runs N]   (prints a Markdown table)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILE = ROOT / "profiles" / "py313.toml"
+
+
+def run(argv: list[str], env: dict[str, str], **kw: object) -> float:
+    t = time.perf_counter()
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    took = time.perf_counter() - t
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(argv[:4])} ... failed:\n{r.stderr[-3000:]}")
+    return took
+
+
+def compose(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "composer", *map(str, args)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    opts = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="compose-bench-"))
+    env = dict(os.environ, COMPOSE_CACHE_DIR=str(work / "cache"))
+    try:
+        lock = work / "py313.lock.toml"
+        run(compose("lock", PROFILE, "-o", lock, "-q"), env)
+        out = work / "image"
+        build = compose("build", "--locked", PROFILE, "--lock", lock, "--arch", "amd64",
+                        "-o", out, "-q", "--json")
+        run(build, env)  # fetches the .debs
+        doc = json.loads(subprocess.run(build, env=env, capture_output=True, text=True)
+                         .stdout.rsplit("\n", 2)[0])
+        a = doc["architectures"]["amd64"]
+
+        pkgs = [p for p in tomllib.loads(lock.read_text())["package"]
+                if p["architecture"] == "amd64"]
+        repo = work / "repo"
+        repo.mkdir()
+        cache = work / "cache" / "sha256"
+        for p in pkgs:
+            src = cache / p["sha256"][:2] / p["sha256"]
+            os.link(src, repo / Path(p["filename"]).name)
+        packages = subprocess.run(["dpkg-scanpackages", "-m", "."], cwd=repo,
+                                  capture_output=True, check=True).stdout
+        # The lock already is the closure (with the profile's exclusions): relations are
+        # dropped from the index so that apt takes exactly these packages.
+        relations = (b"Depends:", b"Pre-Depends:", b"Recommends:", b"Breaks:", b"Conflicts:")
+        (repo / "Packages").write_bytes(b"\n".join(
+            line for line in packages.split(b"\n") if not line.startswith(relations)))
+        include = ",".join(f"{p['name']}={p['version']}" for p in pkgs)
+        mm = ["mmdebstrap", "--quiet", "--variant=extract", "--architectures=amd64",
+              f"--include={include}", "--aptopt=Acquire::Languages \"none\"", "trixie",
+              str(work / "mm.tar"), f"deb [trusted=yes] copy:{repo} ./"]
+
+        derived = work / "cache" / "derived"
+        times: dict[str, list[float]] = {"mmdebstrap": [], "cold": [], "warm": [], "rebuild": []}
+        for _ in range(opts.runs):
+            times["mmdebstrap"].append(run(mm, env))
+            for d in derived.rglob("*.pyc"):
+                d.unlink()
+            for d in derived.rglob("*.layer-*"):
+                d.unlink()
+            times["cold"].append(run(build, env))
+            for d in derived.rglob("*.layer-*"):
+                d.unlink()
+            times["warm"].append(run(build, env))
+            times["rebuild"].append(run(build, env))
+        mm_size = (work / "mm.tar").stat().st_size
+        med = {k: statistics.median(v) for k, v in times.items()}
+        print(f"| run ({len(pkgs)} packages, amd64, median of {opts.runs}) | wall s | vs mmdebstrap |")
+        print("|---|---:|---:|")
+        print(f"| mmdebstrap --variant=extract → plain tar | {med['mmdebstrap']:.2f} | 1.00 |")
+        for k, label in (("cold", "compose build, .debs cached, nothing derived"),
+                         ("warm", "compose build, byte-code cached, layer compressed"),
+                         ("rebuild", "compose build, unchanged lock (layer reused)")):
+            print(f"| {label} | {med[k]:.2f} | {med[k] / med['mmdebstrap']:.2f} |")
+        print()
+        print(f"mmdebstrap tar: {mm_size / 2**20:.1f} MiB (uncompressed); compose image layer: "
+              f"{a['uncompressed_size'] / 2**20:.1f} MiB uncompressed, "
+              f"{a['compressed_size'] / 2**20:.1f} MiB gzip; {a['files']} files")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

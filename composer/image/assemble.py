@@ -1,0 +1,245 @@
+"""From verified .debs to the image's file tree: merge like dpkg, strip, and do natively
+what maintainer scripts would have done. Pure: values in, a tree out.
+
+Merging. The merged-/usr links (``bin``, ``sbin``, ``lib`` and, where the dynamic
+loader lives there, ``lib64``) exist before anything is unpacked, as debootstrap makes
+them; Debian 13's base-files ships the same links. Packages are unpacked in name order,
+and a member whose parent path runs through a symlink lands where the symlink points
+(``lib/x`` becomes ``usr/lib/x``), as unpacking onto a file system would. Directories
+merge, and a directory shipped where the tree has a symlink keeps the symlink, as dpkg
+does. A path shipped by two packages must have the same content (as Multi-Arch: same
+packages do) unless one package ``Replaces`` the other, which then wins whatever the
+order; anything else is an error naming both packages.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+
+from composer.debian import relation
+from composer.debian.deb import Deb
+from composer.errors import ComposeError
+from composer.image.tree import DIR, FILE, HARDLINK, SYMLINK, Entry
+from composer.model import UserSpec
+
+MAX_LINK_DEPTH = 40
+
+MERGED_USR = ("bin", "sbin", "lib")
+LIB64_ARCHES = ("amd64", "ppc64el", "loong64", "mips64el")
+"""Where the dynamic loader is ``/lib64/...``, so that ``lib64 -> usr/lib64`` exists."""
+
+DEFAULT_STRIP = (
+    "usr/share/doc/**", "usr/share/man/**", "usr/share/info/**", "usr/share/locale/**",
+    "usr/share/lintian/**", "usr/share/linda/**", "usr/share/bug/**", "usr/share/doc-base/**",
+    "usr/share/menu/**", "usr/share/common-licenses/**",
+)
+KEEP_ALWAYS = ("usr/share/doc/*", "usr/share/doc/*/copyright")
+"""Every package's copyright file, and the ``usr/share/doc/PKG`` symlink that some
+packages ship instead of a directory (it leads to the copyright they share)."""
+PYTHON_TRIM = ("idlelib", "ensurepip", "lib2to3", "tkinter", "turtledemo", "turtle.py")
+"""Standard library parts a server never uses, left out as the distroless images do."""
+
+NSSWITCH = """\
+passwd:         files
+group:          files
+shadow:         files
+gshadow:        files
+hosts:          files dns
+networks:       files
+protocols:      files
+services:       files
+ethers:         files
+rpc:            files
+"""
+
+DEFAULT_USERS = (
+    UserSpec("root", 0, 0, "/root", "/sbin/nologin"),
+    UserSpec("nobody", 65534, 65534, "/nonexistent", "/sbin/nologin"),
+    UserSpec("nonroot", 65532, 65532, "/home/nonroot", "/sbin/nologin"),
+)
+DEFAULT_GROUPS = (("root", 0), ("nogroup", 65534), ("nonroot", 65532))
+
+
+class ConflictError(ComposeError):
+    """Two packages ship one path with different content and neither Replaces the other."""
+
+
+class Tree:
+    """A tree while it is assembled: ``entries`` maps a path to its Entry."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Entry] = {}
+
+    def resolve_parent(self, path: str, where: str) -> str:
+        """``path`` with every symlinked directory on the way replaced by its target."""
+        parts = path.split("/")
+        for _ in range(MAX_LINK_DEPTH):
+            for i in range(1, len(parts)):
+                prefix = "/".join(parts[:i])
+                e = self.entries.get(prefix)
+                if e is not None and e.kind == SYMLINK:
+                    base = "" if e.target.startswith("/") else posixpath.dirname(prefix)
+                    target = posixpath.normpath(posixpath.join(base, e.target.lstrip("/")))
+                    if target.startswith("..") or target == ".":
+                        raise ComposeError(f"{where}: /{prefix} links outside the image ({e.target})")
+                    parts = target.split("/") + parts[i:]
+                    break
+            else:
+                return "/".join(parts)
+        raise ComposeError(f"{where}: too many levels of symbolic links under /{path}")
+
+    def add_dirs(self, path: str, mtime: int, package: str) -> None:
+        """The missing parents of ``path``, as directories 0755 root."""
+        parent = posixpath.dirname(path)
+        missing = []
+        while parent and parent not in self.entries:
+            missing.append(parent)
+            parent = posixpath.dirname(parent)
+        for d in reversed(missing):
+            self.entries[d] = Entry(d, DIR, 0o755, 0, 0, mtime=mtime, package=package)
+
+    def lookup(self, path: str) -> Entry | None:
+        """The entry at ``path`` after following symlinks (in the parents and at the end)
+        inside the tree; None when it leads nowhere."""
+        for _ in range(MAX_LINK_DEPTH):
+            try:
+                path = self.resolve_parent(path, "lookup")
+            except ComposeError:
+                return None
+            e = self.entries.get(path)
+            if e is None or e.kind != SYMLINK:
+                return e
+            base = "" if e.target.startswith("/") else posixpath.dirname(path)
+            path = posixpath.normpath(posixpath.join(base, e.target.lstrip("/")))
+            if path.startswith(".."):
+                return None
+        return None
+
+    def put(self, entry: Entry) -> None:
+        self.add_dirs(entry.path, entry.mtime, entry.package)
+        self.entries[entry.path] = entry
+
+
+def _replaces(control: Mapping[str, str]) -> set[str]:
+    if "Replaces" not in control:
+        return set()
+    return {alt.name for group in relation.parse(control["Replaces"]) for alt in group}
+
+
+def merged_usr(arch: str, mtime: int) -> Tree:
+    tree = Tree()
+    for d in ("usr/bin", "usr/sbin", "usr/lib"):
+        tree.put(Entry(d, DIR, 0o755, mtime=mtime))
+    links = MERGED_USR + (("lib64",) if arch in LIB64_ARCHES else ())
+    for name in links:
+        tree.put(Entry(name, SYMLINK, 0o777, target=f"usr/{name}", mtime=mtime))
+    return tree
+
+
+def merge(tree: Tree, debs: Iterable[tuple[str, Deb]]) -> Tree:
+    """Unpack packages into ``tree`` (name order), with dpkg's rules for shared paths."""
+    replaces: dict[str, set[str]] = {}
+    for name, deb in sorted(debs, key=lambda nd: nd[0]):
+        replaces[name] = _replaces(deb.control)
+        where = f"{name} {deb.control.get('Version', '')}"
+        for m in deb.members:
+            if not m.path:
+                continue
+            path = tree.resolve_parent(m.path, where)
+            entry = Entry(path, m.kind, m.mode, m.uid, m.gid, m.data, m.target, m.mtime, name)
+            if m.kind == HARDLINK:
+                entry = replace(entry, target=tree.resolve_parent(m.target, where))
+                if tree.entries.get(entry.target, Entry("", "")).kind != FILE:
+                    raise ComposeError(f"{where}: hardlink /{m.path} points to /{m.target}, "
+                                       "which is not a file shipped before it")
+            old = tree.entries.get(path)
+            if old is None:
+                tree.add_dirs(path, m.mtime, name)
+                tree.entries[path] = entry
+            elif (m.kind == DIR and old.kind in (DIR, SYMLINK)) or _same(old, entry):
+                continue
+            elif old.package in replaces[name]:
+                tree.entries[path] = entry
+            elif name in replaces.get(old.package, set()):
+                continue
+            else:
+                shipper = old.package or "compose's merged-/usr layout"
+                raise ConflictError(
+                    f"{name} and {shipper} both ship /{path}, differently",
+                    f"exclude one of them, or check that {name} declares Replaces: {old.package}")
+    return tree
+
+
+def _same(a: Entry, b: Entry) -> bool:
+    return (a.kind, a.mode, a.data, a.target) == (b.kind, b.mode, b.data, b.target)
+
+
+def glob(pattern: str) -> re.Pattern[str]:
+    """A path glob where ``*`` and ``?`` stay within one path part and ``**`` crosses
+    them; a trailing ``/**`` also matches the directory itself."""
+    out = ""
+    i = 0
+    pattern = pattern.strip("/")
+    tail = ""
+    if pattern.endswith("/**"):
+        # "dir/**" is what is under dir, and dir itself once nothing is left in it
+        pattern, tail = pattern[:-3], "(/.*)?"
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += "[^/]"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(out + tail + r"\Z")
+
+
+def strip(tree: Tree, patterns: Iterable[str], keep: Iterable[str] = ()) -> list[str]:
+    """Remove what matches ``patterns`` (files, links, and directories left empty), never
+    what matches ``keep`` or a package's copyright. Returns the removed paths, sorted."""
+    drop = [glob(p) for p in patterns]
+    if not drop:
+        return []
+    hold = [glob(p) for p in (*KEEP_ALWAYS, *keep)]
+
+    def dropped(path: str) -> bool:
+        return any(r.match(path) for r in drop) and not any(r.match(path) for r in hold)
+
+    removed = [p for p, e in tree.entries.items() if e.kind != DIR and dropped(p)]
+    gone = {p: tree.entries.pop(p) for p in removed}
+    # A kept hardlink to a removed file becomes that file; later links point to it.
+    moved: dict[str, str] = {}
+    for path, e in sorted(tree.entries.items()):
+        if e.kind == HARDLINK and e.target in gone:
+            if e.target in moved:
+                tree.entries[path] = replace(e, target=moved[e.target])
+            else:
+                base = gone[e.target]
+                tree.entries[path] = replace(base, path=path, package=e.package)
+                moved[e.target] = path
+    children: dict[str, int] = {}
+    for p in tree.entries:
+        parent = posixpath.dirname(p)
+        children[parent] = children.get(parent, 0) + 1
+    for path in sorted((p for p, e in tree.entries.items() if e.kind == DIR and dropped(p)),
+                       reverse=True):
+        if not children.get(path):
+            del tree.entries[path]
+            removed.append(path)
+            children[posixpath.dirname(path)] -= 1
+    return sorted(removed)
+
+
+def python_trim(python_version: str) -> list[str]:
+    base = f"usr/lib/python{python_version}"
+    return [f"{base}/{part}" if part.endswith(".py") else f"{base}/{part}/**"
+            for part in PYTHON_TRIM]

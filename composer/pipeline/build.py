@@ -1,0 +1,315 @@
+"""``compose build`` and ``compose verify``: from a lock to an OCI image, bit for bit.
+
+Only the lock is read: every .deb comes from the cache or a mirror by its
+archive-relative path, checked against the lock's size and sha256. Every output byte
+depends on the lock, the profile's image settings and compose itself — never on the
+clock, the host, the user, the umask, the locale or the order work finishes in. Time in
+the image is ``SOURCE_DATE_EPOCH``: by default the newest Release date in the lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from composer.errors import ComposeError, LockError
+from composer.image import layer, oci, pycompile
+from composer.image.tree import Entry
+from composer.lockfile import Lock
+from composer.model import Profile
+from composer.pipeline import Options, check
+from composer.pipeline.tree import BuiltTree, TreeReport, assemble_tree, read_debs
+
+FORMATS = ("oci", "docker-archive")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SSL_CERT_FILE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+@dataclass
+class BuildOptions(Options):
+    format: str = "oci"
+    arch: str | None = None
+    """docker-archive holds one architecture: this one (default: the host's, if the
+    profile has it, else the profile's first)."""
+    workers: int = field(default_factory=lambda: max(2, min(8, os.cpu_count() or 2)))
+    memo: bool = True
+    """Reuse the layer of an earlier build of the same inputs without unpacking again
+    (``verify`` turns this off: it rebuilds every byte)."""
+    progress: Callable[[str, int, int], None] = lambda what, done, total: None
+
+
+@dataclass(frozen=True)
+class ArchResult:
+    arch: str
+    manifest: str
+    config: str
+    layer: str
+    diff_id: str
+    compressed_size: int
+    uncompressed_size: int
+    layer_reused: bool
+    report: TreeReport
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    digest: str
+    path: Path
+    format: str
+    epoch: int
+    archs: tuple[ArchResult, ...]
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest, "output": str(self.path), "format": self.format,
+            "source_date_epoch": self.epoch, "seconds": round(self.seconds, 3),
+            "architectures": {
+                a.arch: {"manifest": a.manifest, "config": a.config, "layer": a.layer,
+                         "diff_id": a.diff_id, "compressed_size": a.compressed_size,
+                         "uncompressed_size": a.uncompressed_size,
+                         "layer_reused": a.layer_reused, "files": a.report.files,
+                         "packages": a.report.packages, "compiled": a.report.compiled,
+                         "certificates": a.report.certificates,
+                         "no_copyright": a.report.no_copyright}
+                for a in self.archs},
+        }
+
+
+def source_date_epoch(lk: Lock, env: Mapping[str, str]) -> int:
+    """``SOURCE_DATE_EPOCH`` from the environment when set, else the newest Release
+    ``Date`` among the lock's sources, so the same lock gives the same time any day."""
+    if env.get("SOURCE_DATE_EPOCH"):
+        try:
+            return int(env["SOURCE_DATE_EPOCH"])
+        except ValueError:
+            raise ComposeError(f"SOURCE_DATE_EPOCH={env['SOURCE_DATE_EPOCH']!r} is not a number",
+                               "set it to seconds since 1970, or unset it") from None
+    dates = []
+    for s in lk.sources:
+        try:
+            dates.append(int(parsedate_to_datetime(s.date).timestamp()))
+        except (TypeError, ValueError):
+            raise LockError(f"lock source {s.suite}: unreadable date {s.date!r}",
+                            "lock again with `compose lock`") from None
+    if not dates:
+        raise LockError("the lock names no sources", "lock again with `compose lock`")
+    return max(dates)
+
+
+def image_env(prof: Profile) -> tuple[tuple[str, str], ...]:
+    env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "SSL_CERT_FILE": SSL_CERT_FILE}
+    for k, v in prof.image.env:
+        env[k] = v
+    return tuple(env.items())
+
+
+def entrypoint(prof: Profile) -> tuple[str, ...]:
+    if prof.image.entrypoint is not None:
+        return prof.image.entrypoint
+    return (pycompile.interpreter(prof.python_version),) if prof.python_version else ()
+
+
+def labels(prof: Profile, epoch: int) -> tuple[tuple[str, str], ...]:
+    out = {"org.opencontainers.image.created": oci.rfc3339(epoch),
+           "org.opencontainers.image.title": prof.name}
+    if isinstance(prof.extra.get("description"), str):
+        out["org.opencontainers.image.description"] = prof.extra["description"]
+    out |= dict(prof.image.labels)
+    return tuple(sorted(out.items()))
+
+
+def _run_python(entries: Mapping[str, Entry], arch: str, shares: list[list[str]],
+                interpreter: str) -> list[bytes]:
+    from composer.pipeline import sandbox
+
+    argv = [interpreter, "-I", "-S", "-B", "-c", pycompile.DRIVER]
+    with sandbox.tree_on_disk(entries, arch) as root, ThreadPoolExecutor(len(shares)) as pool:
+        return list(pool.map(
+            lambda share: sandbox.run(root, arch, argv, "\n".join(share).encode()), shares))
+
+
+def _layer(built: BuiltTree, epoch: int, method: str, workers: int, cache: Any,
+           reuse: bool = True) -> tuple[oci.Layer, int, bool]:
+    """The layer of a tree; a compressed blob already made from the same tar is reused
+    unless ``reuse`` is off."""
+    raw = layer.tar_layer(built.entries.values(), epoch)
+    diff_id = oci.digest(raw)
+    kind = f"layer-{method}-{layer.DEFAULT_LEVEL[method]}"
+    key = diff_id.removeprefix("sha256:")
+    blob = cache.read_derived(key, kind) if reuse else None
+    reused = blob is not None
+    if blob is None:
+        blob = layer.compress(raw, method, None, workers)
+        cache.write_derived(key, kind, blob)
+    return oci.Layer(blob, diff_id, oci.LAYER_MEDIA[method]), len(raw), reused
+
+
+def _code_digest() -> str:
+    """A digest of compose's own code: a layer memo never outlives a change to it."""
+    h = hashlib.sha256()
+    pkg = Path(__file__).resolve().parent.parent
+    for f in sorted(pkg.rglob("*.py")):
+        h.update(str(f.relative_to(pkg)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def _memo_key(prof: Profile, lk: Lock, arch: str, epoch: int, method: str) -> str:
+    """Everything a layer depends on: the packages, the profile's tree settings, the
+    epoch, the compression and compose's code."""
+    inputs = {
+        "code": _code_digest(), "arch": arch, "epoch": epoch, "method": method,
+        "level": layer.DEFAULT_LEVEL[method],
+        "packages": sorted((p.name, p.sha256) for p in lk.for_arch(arch)),
+        "strip": [prof.strip, prof.keep, prof.strip_defaults],
+        "python": [prof.python_version, prof.python_compile, prof.python_trim],
+        "users": [[u.name, u.uid, u.gid, u.home, u.shell] for u in prof.users],
+        "groups": prof.groups, "user": prof.image.user,
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def _remembered(cache: Any, key: str, method: str) -> tuple[oci.Layer, int, str, TreeReport] | None:
+    raw = cache.read_derived(key, "layer-memo")
+    if raw is None:
+        return None
+    try:
+        memo = json.loads(raw)
+        blob = cache.read_derived(memo["diff_id"].removeprefix("sha256:"),
+                                  f"layer-{method}-{layer.DEFAULT_LEVEL[method]}")
+        if blob is None:
+            return None
+        lay = oci.Layer(blob, memo["diff_id"], oci.LAYER_MEDIA[method])
+        return lay, int(memo["size"]), str(memo["user"]), TreeReport(**memo["report"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def build(prof: Profile, lock_path: Path, out: Path, opts: BuildOptions) -> BuildOutcome:
+    from composer.archive.cache import Cache, default_root
+    from composer.archive.fetch import Wanted
+    from composer.archive.index import Archive
+    from composer.archive.mirrors import Mirrors
+
+    started = time.monotonic()
+    if opts.format not in FORMATS:
+        raise ComposeError(f"unknown format {opts.format!r}", f"use one of {', '.join(FORMATS)}")
+    lk = check(prof, lock_path)
+    archs = list(lk.architectures)
+    if opts.format == "docker-archive":
+        archs = [_docker_arch(lk, opts.arch)]
+    elif opts.arch:
+        if opts.arch not in archs:
+            raise ComposeError(f"the lock has no {opts.arch} packages",
+                               f"choose one of {', '.join(archs)}")
+        archs = [opts.arch]
+    epoch = source_date_epoch(lk, opts.env)
+    cache = Cache(default_root(opts.env))
+    pkgs = [p for a in archs for p in lk.for_arch(a)]
+    wanted = [Wanted(p.archive, p.filename, p.size, p.sha256,
+                     f"{p.name} {p.version} {p.architecture}") for p in pkgs]
+    mirrors = Mirrors(opts.mirrors, opts.env)
+    with Archive(mirrors, cache, "compose", say=opts.say) as archive:
+        paths = archive.fetch_debs(wanted, lambda pr: opts.progress(
+            "download", pr.done_bytes, pr.total_bytes))
+
+    method = prof.image.compression
+    results: list[ArchResult] = []
+    manifests: list[oci.Descriptor] = []
+    blobs: dict[str, bytes] = {}
+    layers_by_arch: dict[str, tuple[oci.Layer, bytes]] = {}
+    for arch in archs:
+        key = _memo_key(prof, lk, arch, epoch, method)
+        found = _remembered(cache, key, method) if opts.memo else None
+        if found:
+            lay, usize, user, report = found
+            reused = True
+        else:
+            debs = read_debs(lk.for_arch(arch), paths, cache, opts.workers, opts.memo)
+            built = assemble_tree(prof, lk, arch, debs, epoch, cache, _run_python, opts.workers,
+                                  opts.memo)
+            lay, usize, reused = _layer(built, epoch, method, opts.workers, cache, opts.memo)
+            user, report = built.user, built.report
+            cache.write_derived(key, "layer-memo", json.dumps({
+                "diff_id": lay.diff_id, "size": usize, "user": user,
+                "report": dataclasses.asdict(report)}, sort_keys=True).encode())
+        config = oci.ImageConfig(
+            architecture=arch, epoch=epoch, diff_ids=(lay.diff_id,),
+            history=(oci.History(f"compose build {prof.name} ({report.packages} packages)",
+                                 "Debian packages pinned by the lock"),),
+            entrypoint=entrypoint(prof), cmd=prof.image.cmd, env=image_env(prof),
+            user=user, workdir=prof.image.workdir, labels=labels(prof, epoch))
+        desc, arch_blobs = oci.image_blobs(config, [lay], {oci.CREATED: oci.rfc3339(epoch)})
+        manifests.append(desc)
+        blobs |= arch_blobs
+        layers_by_arch[arch] = (lay, config.to_json())
+        results.append(ArchResult(arch, desc.digest, oci.digest(config.to_json()),
+                                  lay.descriptor.digest, lay.diff_id, len(lay.blob), usize,
+                                  reused, report))
+
+    tags = prof.image.tags or (prof.name,)
+    if opts.format == "oci":
+        index = oci.layout_index(manifests, tags, blobs)
+        digest = _image_digest(manifests, blobs)
+        oci.write_layout(out, index, blobs)
+    else:
+        lay, config_bytes = layers_by_arch[archs[0]]
+        repo_tags = [f"{prof.name}:{t}" if ":" not in t else t for t in tags]
+        oci.write_docker_archive(out, config_bytes, [lay], repo_tags)
+        digest = manifests[0].digest
+    return BuildOutcome(digest, out, opts.format, epoch, tuple(results),
+                        time.monotonic() - started)
+
+
+def _image_digest(manifests: list[oci.Descriptor], blobs: Mapping[str, bytes]) -> str:
+    """The digest a registry would give the image: the manifest's for one architecture,
+    the image index's for several."""
+    if len(manifests) == 1:
+        return manifests[0].digest
+    nested = oci.index_json(manifests)
+    assert oci.digest(nested) in blobs
+    return oci.digest(nested)
+
+
+def _docker_arch(lk: Lock, wanted: str | None) -> str:
+    import platform
+
+    if wanted:
+        if wanted not in lk.architectures:
+            raise ComposeError(f"the lock has no {wanted} packages",
+                               f"choose one of {', '.join(lk.architectures)}")
+        return wanted
+    host = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine())
+    return host if host in lk.architectures else lk.architectures[0]
+
+
+def verify(prof: Profile, lock_path: Path, against: Path | None, expect: str | None,
+           opts: BuildOptions) -> tuple[BuildOutcome, str | None]:
+    """Rebuild from the lock into a scratch directory and compare with an existing
+    layout (blob by blob, naming the first differing file) and/or an expected digest.
+    Returns the rebuild and the first difference (None when they agree)."""
+    with tempfile.TemporaryDirectory(prefix="compose-verify-") as tmp:
+        rebuilt = build(prof, lock_path, Path(tmp) / "image", dataclasses.replace(opts, memo=False))
+        problem = None
+        if expect and rebuilt.digest != expect:
+            problem = f"rebuilt digest {rebuilt.digest} is not the expected {expect}"
+        if against is not None:
+            if not (against / "oci-layout").is_file():
+                raise ComposeError(f"{against} is not an OCI image layout",
+                                   "build it with `compose build`, or name the layout with --image")
+            diff = oci.first_difference(against, Path(tmp) / "image")
+            if diff:
+                problem = f"{problem}; " if problem else ""
+                problem += f"{against} differs from the rebuild: {diff}"
+        return rebuilt, problem
+

@@ -1,0 +1,114 @@
+"""Running an image's own programs on its own tree: the one place compose executes code
+from a package, and only to do what the package's maintainer scripts would have done
+(byte-compiling the standard library with the image's interpreter).
+
+The tree is written to a private temporary directory and the program runs there as its
+root, inside bubblewrap (or chroot when bubblewrap is missing and we are root), with an
+empty environment apart from a fixed locale, time zone and hash seed, so that nothing of
+the host reaches its output. A foreign architecture runs under the host's static
+qemu-user, copied into the tree for the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from composer.errors import ComposeError
+from composer.image.tree import DIR, FILE, HARDLINK, SYMLINK, Entry
+
+QEMU = {"arm64": "aarch64", "armhf": "arm", "armel": "arm", "i386": "i386",
+        "ppc64el": "ppc64le", "s390x": "s390x", "riscv64": "riscv64",
+        "mips64el": "mips64el", "loong64": "loongarch64", "amd64": "x86_64"}
+NATIVE = {"x86_64": ("amd64", "i386"), "aarch64": ("arm64", "armhf", "armel"),
+          "ppc64le": ("ppc64el",), "s390x": ("s390x",), "riscv64": ("riscv64",)}
+FIXED_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC", "PYTHONHASHSEED": "0",
+             "PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+
+
+class SandboxError(ComposeError):
+    """An image's program could not be run, or failed."""
+
+
+def native(arch: str) -> bool:
+    return arch in NATIVE.get(platform.machine(), ())
+
+
+def materialize(entries: Mapping[str, Entry], root: Path,
+                skip: Sequence[str] = ("usr/share/",)) -> None:
+    """Write the tree below ``root`` (owned by the caller, writable): enough to run its
+    programs. Paths under ``skip`` are left out; ownership and setuid bits are not kept."""
+    for path in sorted(entries):
+        if path.startswith(tuple(skip)):
+            continue
+        e = entries[path]
+        dest = root / path
+        if e.kind == DIR:
+            dest.mkdir(mode=0o755, parents=True, exist_ok=True)
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if e.kind == FILE:
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(e.data)
+            os.chmod(dest, (e.mode & 0o777) | 0o600)
+        elif e.kind == SYMLINK:
+            os.symlink(e.target, dest)
+        elif e.kind == HARDLINK:
+            os.link(root / e.target, dest)
+
+
+@contextlib.contextmanager
+def tree_on_disk(entries: Mapping[str, Entry], arch: str) -> Iterator[Path]:
+    """A temporary directory holding the tree (and qemu-user when ``arch`` is foreign)."""
+    with tempfile.TemporaryDirectory(prefix="compose-run-") as tmp:
+        root = Path(tmp) / "root"
+        root.mkdir()
+        materialize(entries, root)
+        if not native(arch):
+            qemu = shutil.which(f"qemu-{QEMU.get(arch, arch)}-static")
+            if qemu is None:
+                raise SandboxError(
+                    f"cannot run the image's {arch} programs on this {platform.machine()} host",
+                    "install qemu-user-static, or set [python] compile = false in the profile")
+            shutil.copy2(qemu, root / ".qemu")
+        yield root
+
+
+def run(root: Path, arch: str, argv: Sequence[str], stdin: bytes = b"",
+        timeout: float = 600) -> bytes:
+    """Run ``argv`` (paths inside the tree) with ``root`` as ``/``; its stdout, or
+    SandboxError with its stderr."""
+    inner = list(argv) if native(arch) else ["/.qemu", *argv]
+    bwrap = shutil.which("bwrap")
+    if bwrap:
+        cmd = [bwrap, "--bind", str(root), "/", "--proc", "/proc", "--dev", "/dev",
+               "--unshare-all", "--die-with-parent", "--clearenv", "--chdir", "/"]
+        for k, v in FIXED_ENV.items():
+            cmd += ["--setenv", k, v]
+        cmd += inner
+        env: dict[str, str] | None = None
+    elif os.geteuid() == 0 and shutil.which("chroot"):
+        cmd = ["chroot", str(root), *inner]
+        env = dict(FIXED_ENV)
+    else:
+        raise SandboxError("cannot run the image's programs: bubblewrap is not installed",
+                           "install bubblewrap (apt-get install bubblewrap), or set "
+                           "[python] compile = false in the profile")
+    try:
+        done = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout,
+                              env=env, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SandboxError(f"cannot run {argv[0]} of the image: {exc}") from exc
+    if done.returncode != 0:
+        err = done.stderr.decode(errors="replace").strip()[-2000:]
+        raise SandboxError(f"{argv[0]} of the image failed (exit {done.returncode}): {err}",
+                           "is user namespace support available? bubblewrap needs it when "
+                           "not run as root")
+    return done.stdout

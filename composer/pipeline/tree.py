@@ -1,0 +1,140 @@
+"""From a lock to an image's file tree, for one architecture: read the verified .debs,
+merge them, strip, do what maintainer scripts would have done, byte-compile Python with
+the image's own interpreter, and write ld.so.cache. Only the lock is read: no index, no
+resolution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from composer.archive.cache import Cache
+from composer.debian import deb as debfmt
+from composer.image import assemble, effects, ldcache, pycompile
+from composer.image.tree import FILE, Entry
+from composer.lockfile import Lock, LockedPackage
+from composer.model import Profile
+
+
+@dataclass
+class TreeReport:
+    arch: str
+    packages: int = 0
+    files: int = 0
+    stripped: int = 0
+    certificates: int = 0
+    compiled: int = 0
+    compile_cached: bool = False
+    not_compiled: list[str] = field(default_factory=list)
+    ldcache: bool = False
+    no_copyright: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BuiltTree:
+    arch: str
+    entries: Mapping[str, Entry]
+    user: str
+    """The config's ``User``, resolved to ``uid:gid``."""
+    report: TreeReport
+
+
+def read_debs(pkgs: list[LockedPackage], paths: Mapping[str, Path], cache: Cache,
+              workers: int, reuse: bool = True) -> list[tuple[str, debfmt.Deb]]:
+    """Every locked package read from the cache, in parallel (decompression releases the
+    GIL). The cache holds only verified bytes, so no hash is computed again here. The
+    first read keeps a zstd copy of the package beside it, which later builds read
+    instead (xz is most of the time of reading a package)."""
+    def one(p: LockedPackage) -> tuple[str, debfmt.Deb]:
+        where = f"{p.name} {p.version} {p.architecture}"
+        fast = cache.read_derived(p.sha256, "deb-zst") if reuse else None
+        if fast is not None:
+            return p.name, debfmt.read(fast, where)
+        data = paths[p.sha256].read_bytes()
+        deb = debfmt.read(data, where)
+        cache.write_derived(p.sha256, "deb-zst", debfmt.repack(data, where))
+        return p.name, deb
+
+    biggest_first = sorted(pkgs, key=lambda p: -p.size)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(one, biggest_first))
+
+
+RunPython = Callable[[Mapping[str, Entry], str, list[list[str]], str], list[bytes]]
+"""(tree, arch, shares of source paths, interpreter) -> the driver's output per share."""
+
+
+def assemble_tree(prof: Profile, lock: Lock, arch: str, debs: list[tuple[str, debfmt.Deb]],
+                  epoch: int, cache: Cache, run_python: RunPython, workers: int,
+                  reuse: bool = True) -> BuiltTree:
+    """The image's tree; with ``reuse`` off, nothing derived earlier (byte-code) is
+    taken from the cache."""
+    report = TreeReport(arch, packages=len(debs))
+    tree = assemble.merged_usr(arch, epoch)
+    assemble.merge(tree, debs)
+
+    patterns: list[str] = []
+    if prof.strip_defaults:
+        patterns += assemble.DEFAULT_STRIP
+    if prof.python_version and prof.python_trim:
+        patterns += assemble.python_trim(prof.python_version)
+    patterns += prof.strip
+    report.stripped = len(assemble.strip(tree, patterns, prof.keep))
+
+    acc = effects.accounts(prof.users, prof.groups)
+    effects.users_and_groups(tree, acc, epoch)
+    report.no_copyright = effects.copyrights(tree, debs, epoch)
+    report.certificates = effects.ca_bundle(tree, epoch)
+    effects.dpkg_status(tree, debs, epoch)
+    effects.system_files(tree, prof.python_version, epoch)
+
+    if prof.python_version and prof.python_compile:
+        _compile(tree, prof.python_version, lock, arch, epoch, cache, run_python, workers,
+                 report, reuse)
+
+    cache_bytes = ldcache.build(tree.entries, arch)
+    if cache_bytes is not None:
+        tree.put(Entry("etc/ld.so.cache", FILE, 0o644, data=cache_bytes, mtime=epoch))
+        report.ldcache = True
+    report.files = len(tree.entries)
+    return BuiltTree(arch, dict(tree.entries), acc.resolve(prof.image.user), report)
+
+
+def _compile(tree: assemble.Tree, version: str, lock: Lock, arch: str, epoch: int, cache: Cache,
+             run_python: RunPython, workers: int, report: TreeReport, reuse: bool) -> None:
+    interpreter = pycompile.interpreter(version)
+    if interpreter.lstrip("/") not in tree.entries:
+        return
+    srcs = pycompile.sources(tree.entries, version)
+    identity = [arch, *sorted(p.sha256 for p in lock.for_arch(arch))]
+    key = pycompile.key(identity, tree.entries, srcs)
+    blob = cache.read_derived(key, "pyc") if reuse else None
+    if blob is not None:
+        pycs, failed, tag = pycompile.parse(blob)
+        report.compile_cached = True
+    else:
+        outputs = run_python(tree.entries, arch, pycompile.split(srcs, workers), interpreter)
+        pycs, failed, tag = {}, [], ""
+        for out in outputs:
+            p, f, tag = pycompile.parse(out)
+            pycs.update(p)
+            failed += f
+        cache.write_derived(key, "pyc", pycompile.pack(pycs, failed, tag))
+    for e in pycompile.entries(tree.entries, pycs, tag, epoch):
+        tree.put(e)
+    report.compiled = len(pycs)
+    report.not_compiled = sorted(failed)
+
+
+def tree_digest(entries: Mapping[str, Entry]) -> str:
+    """A digest of a tree's content and metadata, for comparisons."""
+    h = hashlib.sha256()
+    for path in sorted(entries):
+        e = entries[path]
+        h.update(f"{path}\0{e.kind}\0{e.mode}\0{e.uid}\0{e.gid}\0{e.target}\0{e.mtime}\0".encode())
+        h.update(hashlib.sha256(e.data).digest())
+    return h.hexdigest()

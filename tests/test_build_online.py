@@ -1,0 +1,252 @@
+"""The shipped py313 profile built from the real archive, and run.
+
+The lock is made afresh in a temporary directory (Debian's mirrors drop superseded
+.debs), the image is built for both architectures, checked by skopeo, umoci and podman,
+unpacked, and its Python run in bubblewrap (arm64 under qemu-user). A second build in a
+deliberately different environment must give the same digest, blob for blob.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.network
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILE = ROOT / "profiles" / "py313.toml"
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+CHECK = """
+import ssl, sqlite3, zlib, lzma, bz2, ctypes, uuid, decimal, hashlib, zoneinfo, json, os, sys
+ctx = ssl.create_default_context()
+print(json.dumps({
+    "certs": len(ctx.get_ca_certs()),
+    "paris": str(zoneinfo.ZoneInfo("Europe/Paris")),
+    "uid": os.getuid(), "gid": os.getgid(),
+    "sh": os.path.exists("/bin/sh"),
+    "version": sys.version_info[:2],
+    "machine": os.uname().machine,
+    "sqlite": sqlite3.sqlite_version,
+    "uuid": len(str(uuid.uuid4())),
+    "sha": hashlib.sha256(b"").hexdigest()[:8],
+    "decimal": str(decimal.Decimal(1) / 7)[:5],
+    "lzma": len(lzma.compress(b"x")) > 0,
+    "pyc": bool(sys.modules["json"].__cached__),
+}))
+"""
+
+
+def compose(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "composer", *map(str, args)], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("build")
+
+
+@pytest.fixture(scope="module")
+def env(work: Path) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_CACHE")}
+    e["COMPOSE_CACHE_DIR"] = str(work / "cache")
+    e["XDG_CONFIG_HOME"] = str(work / "config")
+    return e
+
+
+@pytest.fixture(scope="module")
+def lock(env: dict[str, str], work: Path) -> Path:
+    out = work / "py313.lock.toml"
+    r = compose(env, "lock", PROFILE, "-o", out, "-q")
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def image(env: dict[str, str], work: Path, lock: Path) -> tuple[Path, dict[str, object]]:
+    out = work / "py313"
+    r = compose(env, "build", "--locked", PROFILE, "--lock", lock, "-o", out, "--json")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert DIGEST.fullmatch(lines[-1])
+    doc = json.loads("\n".join(lines[:-1]))
+    assert doc["digest"] == lines[-1]
+    return out, doc
+
+
+def _rootfs(work: Path, layout: Path, tag: str, name: str) -> Path:
+    bundle = work / name
+    if not bundle.exists():
+        r = subprocess.run(["umoci", "unpack", "--rootless", "--image", f"{layout}:{tag}",
+                            str(bundle)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    return bundle / "rootfs"
+
+
+def _run(rootfs: Path, argv: list[str], uid: int, env: dict[str, str]) -> str:
+    cmd = ["bwrap", "--bind", str(rootfs), "/", "--proc", "/proc", "--dev", "/dev",
+           "--unshare-all", "--uid", str(uid), "--gid", str(uid), "--clearenv"]
+    for k, v in env.items():
+        cmd += ["--setenv", k, v]
+    r = subprocess.run(cmd + argv, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def _config(layout: Path, arch: str) -> dict[str, object]:
+    index = json.loads((layout / "index.json").read_text())
+    top = index["manifests"][0]
+    blob = lambda d: json.loads((layout / "blobs" / "sha256" / d.split(":")[1]).read_bytes())  # noqa: E731
+    nested = blob(top["digest"])
+    mf = next(m for m in nested["manifests"] if m["platform"]["architecture"] == arch)
+    return blob(blob(mf["digest"])["config"]["digest"])  # type: ignore[no-any-return]
+
+
+needs = pytest.mark.skipif(not (shutil.which("umoci") and shutil.which("bwrap")),
+                           reason="umoci and bubblewrap are needed to run the image")
+
+
+def test_build_reports_both_architectures(image: tuple[Path, dict[str, object]]) -> None:
+    layout, doc = image
+    archs = doc["architectures"]
+    assert isinstance(archs, dict) and sorted(archs) == ["amd64", "arm64"]
+    for a in archs.values():
+        assert DIGEST.fullmatch(a["manifest"])
+        assert 30 * 2**20 < a["uncompressed_size"] < 120 * 2**20
+        assert a["compressed_size"] < a["uncompressed_size"] / 2
+        assert a["compiled"] > 400 and a["certificates"] > 100
+    assert (layout / "oci-layout").is_file()
+
+
+def test_config_matches_distroless_defaults(image: tuple[Path, dict[str, object]]) -> None:
+    layout, _ = image
+    for arch in ("amd64", "arm64"):
+        cfg = _config(layout, arch)
+        c = cfg["config"]
+        assert isinstance(c, dict)
+        assert c["Entrypoint"] == ["/usr/bin/python3.13"]
+        env = dict(e.split("=", 1) for e in c["Env"])
+        assert env["LANG"] == "C.UTF-8"
+        assert env["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
+        assert "/usr/bin" in env["PATH"].split(":")
+        assert c["User"] == "65532:65532"
+        assert cfg["architecture"] == arch and cfg["os"] == "linux"
+
+
+@pytest.mark.skipif(not shutil.which("skopeo"), reason="skopeo is not installed")
+def test_skopeo_reads_both_platforms(image: tuple[Path, dict[str, object]]) -> None:
+    layout, _ = image
+    for arch in ("amd64", "arm64"):
+        r = subprocess.run(["skopeo", "inspect", "--override-arch", arch, f"oci:{layout}:py313"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["Architecture"] == arch
+
+
+@needs
+def test_python_runs_amd64(env: dict[str, str], work: Path, lock: Path) -> None:
+    out = work / "py313-amd64"
+    r = compose(env, "build", "--locked", PROFILE, "--lock", lock, "--arch", "amd64", "-o", out)
+    assert r.returncode == 0, r.stderr
+    rootfs = _rootfs(work, out, "py313", "bundle-amd64")
+    got = json.loads(_run(rootfs, ["/usr/bin/python3", "-c", CHECK], 65532,
+                          {"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
+                           "LANG": "C.UTF-8"}))
+    assert got["certs"] > 100
+    assert got["paris"] == "Europe/Paris"
+    assert (got["uid"], got["gid"]) == (65532, 65532)
+    assert got["sh"] is False and not (rootfs / "bin" / "sh").exists()
+    assert got["version"] == [3, 13] and got["machine"] == "x86_64"
+    assert got["pyc"]
+    assert oct((rootfs / "tmp").stat().st_mode & 0o7777) == "0o1777"
+    # nothing the image would byte-compile at run time is missing a .pyc
+    pycache = rootfs / "usr/lib/python3.13/__pycache__"
+    assert (pycache / "os.cpython-313.pyc").is_file()
+    for gone in ("idlelib", "ensurepip", "tkinter", "turtledemo", "turtle.py"):
+        assert not (rootfs / "usr/lib/python3.13" / gone).exists()
+    docs = rootfs / "usr/share/doc"
+    assert all((d / "copyright").exists() for d in docs.iterdir())
+    assert not (rootfs / "usr/share/man").exists()
+    status = rootfs / "var/lib/dpkg/status.d"
+    assert (status / "libc6").read_text().startswith("Package: libc6\n")
+    assert (status / "libc6.md5sums").stat().st_size > 0
+    assert (rootfs / "etc/os-release").resolve().read_text().count("trixie") > 0
+
+
+@needs
+@pytest.mark.skipif(not shutil.which("qemu-aarch64-static"), reason="qemu-user-static missing")
+def test_python_runs_arm64_under_qemu(env: dict[str, str], work: Path, lock: Path) -> None:
+    out = work / "py313-arm64"
+    r = compose(env, "build", "--locked", PROFILE, "--lock", lock, "--arch", "arm64", "-o", out)
+    assert r.returncode == 0, r.stderr
+    rootfs = _rootfs(work, out, "py313", "bundle-arm64")
+    shutil.copy("/usr/bin/qemu-aarch64-static", rootfs / "qemu")
+    try:
+        got = json.loads(_run(rootfs, ["/qemu", "/usr/bin/python3", "-c", CHECK], 65532,
+                              {"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"}))
+    finally:
+        (rootfs / "qemu").unlink()
+    assert got["machine"] == "aarch64" and got["certs"] > 100 and got["paris"] == "Europe/Paris"
+
+
+@pytest.mark.skipif(not shutil.which("podman"), reason="podman is not installed")
+def test_docker_archive_loads_with_podman(env: dict[str, str], work: Path, lock: Path) -> None:
+    tar = work / "py313.tar"
+    r = compose(env, "build", "--locked", PROFILE, "--lock", lock, "--format", "docker-archive",
+                "--arch", "amd64", "-o", tar)
+    assert r.returncode == 0, r.stderr
+    runroot = tempfile.mkdtemp(prefix="pr", dir="/tmp")
+    try:
+        base = ["podman", "--root", str(work / "podman"), "--runroot", runroot,
+                "--storage-driver", "vfs"]
+        r2 = subprocess.run([*base, "load", "-i", str(tar)], capture_output=True, text=True)
+        assert r2.returncode == 0, r2.stderr
+        r3 = subprocess.run([*base, "image", "inspect", "py313:py313"], capture_output=True,
+                            text=True)
+        assert r3.returncode == 0, r3.stderr
+        info = json.loads(r3.stdout)[0]
+        assert info["Config"]["Entrypoint"] == ["/usr/bin/python3.13"]
+        assert info["Architecture"] == "amd64"
+    finally:
+        subprocess.run(["podman", "--root", str(work / "podman"), "--runroot", runroot,
+                        "--storage-driver", "vfs", "rmi", "-a", "-f"], capture_output=True)
+        shutil.rmtree(runroot, ignore_errors=True)
+
+
+def test_rebuild_elsewhere_is_bit_for_bit(image: tuple[Path, dict[str, object]],
+                                          env: dict[str, str], work: Path, lock: Path) -> None:
+    """Another cache (so every .deb is downloaded and Python compiled again), another
+    time zone, umask, locale, parallelism and HOME, and, when faketime is there, another
+    day: the same digest and the same blobs."""
+    layout, doc = image
+    other = dict(env, COMPOSE_CACHE_DIR=str(work / "cache2"), TZ="Pacific/Kiritimati",
+                 LANG="fr_FR.UTF-8", LC_ALL="fr_FR.UTF-8", HOME=str(work / "home2"))
+    again = work / "py313-again"
+    argv = [sys.executable, "-m", "composer", "build", "--locked", str(PROFILE), "--lock",
+            str(lock), "-o", str(again), "-j", "1", "-q"]
+    if shutil.which("faketime"):
+        argv = ["faketime", "2031-02-03 04:05:06", *argv]
+    r = subprocess.run(["sh", "-c", 'umask 077 && exec "$@"', "sh", *argv], env=other, cwd=ROOT,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == doc["digest"]
+    a = sorted(p.name for p in (layout / "blobs/sha256").iterdir())
+    b = sorted(p.name for p in (again / "blobs/sha256").iterdir())
+    assert a == b
+    for name in a:
+        assert (layout / "blobs/sha256" / name).read_bytes() == \
+            (again / "blobs/sha256" / name).read_bytes()
+    assert (layout / "index.json").read_bytes() == (again / "index.json").read_bytes()
+    v = compose(env, "verify", PROFILE, "--lock", lock, "--image", again,
+                "--expect", str(doc["digest"]))
+    assert v.returncode == 0, v.stderr
