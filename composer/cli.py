@@ -197,7 +197,7 @@ def _build_opts(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     opts = BuildOptions(mirrors=tuple(args.mirror), arch=args.arch,
                         format=getattr(args, "format", "oci"), progress=_Bar(args.quiet))
-    if args.jobs:
+    if args.jobs is not None:
         if args.jobs < 1:
             raise ComposeError("--jobs must be at least 1")
         opts.workers = args.jobs

@@ -159,7 +159,9 @@ def test_python_runs_amd64(env: dict[str, str], work: Path, lock: Path) -> None:
     r = compose(env, "build", "--locked", PROFILE, "--lock", lock, "--arch", "amd64", "-o", out)
     assert r.returncode == 0, r.stderr
     rootfs = _rootfs(work, out, "py313", "bundle-amd64")
-    got = json.loads(_run(rootfs, ["/usr/bin/python3", "-c", CHECK], 65532,
+    user = json.loads((work / "bundle-amd64" / "config.json").read_text())["process"]["user"]
+    assert (user["uid"], user["gid"]) == (65532, 65532)
+    got = json.loads(_run(rootfs, ["/usr/bin/python3", "-c", CHECK], user["uid"],
                           {"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
                            "LANG": "C.UTF-8"}))
     assert got["certs"] > 100
@@ -223,21 +225,39 @@ def test_docker_archive_loads_with_podman(env: dict[str, str], work: Path, lock:
         shutil.rmtree(runroot, ignore_errors=True)
 
 
+def _elsewhere(argv: list[str]) -> list[str]:
+    """``argv`` on another day (faketime), under another host name and as another user
+    (user and UTS namespaces), where the tools for that are there."""
+    if shutil.which("faketime"):
+        argv = ["faketime", "2031-02-03 04:05:06", *argv]
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        argv = ["unshare", "--uts", "sh", "-c",
+                "hostname compose-elsewhere && exec unshare --user --map-user=4242 "
+                "--map-group=4242 sh -c 'umask 077 && exec \"$@\"' sh \"$@\"", "sh", *argv]
+    else:
+        argv = ["sh", "-c", 'umask 077 && exec "$@"', "sh", *argv]
+    return argv
+
+
 def test_rebuild_elsewhere_is_bit_for_bit(image: tuple[Path, dict[str, object]],
                                           env: dict[str, str], work: Path, lock: Path) -> None:
-    """Another cache (so every .deb is downloaded and Python compiled again), another
-    time zone, umask, locale, parallelism and HOME, and, when faketime is there, another
-    day: the same digest and the same blobs."""
+    """Another cache (so every .deb is downloaded, in another order, and Python compiled
+    again), time zone, umask, locale, parallelism, HOME, user, host name and day: the
+    same digest and the same blobs."""
     layout, doc = image
     other = dict(env, COMPOSE_CACHE_DIR=str(work / "cache2"), TZ="Pacific/Kiritimati",
-                 LANG="fr_FR.UTF-8", LC_ALL="fr_FR.UTF-8", HOME=str(work / "home2"))
+                 LANG="fr_FR.UTF-8", LC_ALL="fr_FR.UTF-8", HOME=str(work / "home2"),
+                 USER="someone", LOGNAME="someone")
     again = work / "py313-again"
     argv = [sys.executable, "-m", "composer", "build", "--locked", str(PROFILE), "--lock",
             str(lock), "-o", str(again), "-j", "1", "-q"]
-    if shutil.which("faketime"):
-        argv = ["faketime", "2031-02-03 04:05:06", *argv]
-    r = subprocess.run(["sh", "-c", 'umask 077 && exec "$@"', "sh", *argv], env=other, cwd=ROOT,
-                       capture_output=True, text=True, timeout=900)
+    probe = [sys.executable, "-c", "import os, socket, time; "
+             "print(os.getuid(), socket.gethostname(), time.strftime('%Y'), oct(os.umask(0)))"]
+    seen = subprocess.run(_elsewhere(probe), env=other, capture_output=True, text=True)
+    assert seen.returncode == 0, seen.stderr
+    print("rebuilt as uid, host, year, umask:", seen.stdout.strip())
+    r = subprocess.run(_elsewhere(argv), env=other, cwd=ROOT, capture_output=True, text=True,
+                       timeout=900)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == doc["digest"]
     a = sorted(p.name for p in (layout / "blobs/sha256").iterdir())
@@ -250,3 +270,28 @@ def test_rebuild_elsewhere_is_bit_for_bit(image: tuple[Path, dict[str, object]],
     v = compose(env, "verify", PROFILE, "--lock", lock, "--image", again,
                 "--expect", str(doc["digest"]))
     assert v.returncode == 0, v.stderr
+
+
+@needs
+def test_ld_so_cache_is_what_the_images_ldconfig_writes(env: dict[str, str], work: Path) -> None:
+    """With libc-bin in the image, its own /sbin/ldconfig, run in the unpacked image,
+    writes exactly the /etc/ld.so.cache compose wrote; and ctypes finds libraries."""
+    text = PROFILE.read_text().replace('name = "py313"', 'name = "py313ldc"')
+    text = text.replace('include = [', 'include = ["libc-bin", ', 1)
+    text = text.replace('architectures = ["amd64", "arm64"]', 'architectures = ["amd64"]')
+    text = text.replace("compile = true", "compile = false").replace('tag = "py313"', 'tag = "ldc"')
+    profile = work / "py313ldc.toml"
+    profile.write_text(text)
+    lock = work / "py313ldc.lock.toml"
+    r = compose(env, "lock", profile, "-o", lock, "-q")
+    assert r.returncode == 0, r.stderr
+    out = work / "ldc"
+    r = compose(env, "build", "--locked", profile, "--lock", lock, "-o", out, "-q")
+    assert r.returncode == 0, r.stderr
+    rootfs = _rootfs(work, out, "ldc", "bundle-ldc")
+    ours = (rootfs / "etc/ld.so.cache").read_bytes()
+    _run(rootfs, ["/sbin/ldconfig", "-X", "-C", "/tmp/ld.so.cache"], 0, {})
+    assert (rootfs / "tmp/ld.so.cache").read_bytes() == ours
+    found = _run(rootfs, ["/usr/bin/python3", "-c",
+                          "import ctypes.util; print(ctypes.util.find_library('ssl'))"], 0, {})
+    assert found.strip() == "libssl.so.3"

@@ -7,6 +7,8 @@ pool, several at a time, each file landing in the cache only once verified.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -37,13 +39,39 @@ class Progress:
     done_bytes: int = 0
 
 
+def _intact(cache: Cache, w: Wanted) -> bool:
+    """Whether the cached file still has the lock's size and sha256 (a cache on a
+    shared or failing disk can change under us); a file that does not is removed, to be
+    downloaded again."""
+    path = cache.blob_path(w.sha256)
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+    except FileNotFoundError:
+        return False
+    if size == w.size and h.hexdigest() == w.sha256:
+        return True
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return False
+
+
 def fetch(http: Http, cache: Cache, mirrors: Mirrors, wanted: Iterable[Wanted],
           progress: Callable[[Progress], None] = lambda _: None) -> dict[str, Path]:
-    """Cache paths of every wanted .deb, by sha256; raises on the first that cannot be had."""
+    """Cache paths of every wanted .deb, by sha256, each checked against its size and
+    sha256 whether it was cached or downloaded; raises on the first that cannot be had."""
     unique: dict[str, Wanted] = {}
     for w in wanted:
         unique.setdefault(w.sha256, w)
-    paths = {sha: cache.blob_path(sha) for sha in unique if cache.has(sha)}
+    cached = [w for sha, w in sorted(unique.items()) if cache.has(sha)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        intact = list(pool.map(lambda w: _intact(cache, w), cached))
+    paths = {w.sha256: cache.blob_path(w.sha256) for w, ok in zip(cached, intact, strict=True)
+             if ok}
     missing = [w for sha, w in sorted(unique.items()) if sha not in paths]
     state = Progress(len(missing), sum(w.size for w in missing))
     if not missing:

@@ -119,6 +119,11 @@ class Tree:
         return None
 
     def put(self, entry: Entry) -> None:
+        """Add a file compose writes, where unpacking it would put it: through any
+        symlinked directory on its way."""
+        path = self.resolve_parent(entry.path, f"/{entry.path}")
+        if path != entry.path:
+            entry = replace(entry, path=path)
         self.add_dirs(entry.path, entry.mtime, entry.package)
         self.entries[entry.path] = entry
 

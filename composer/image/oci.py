@@ -300,7 +300,9 @@ def write_layout(out_dir: Path, index: bytes, blobs: Mapping[str, bytes | Path])
                                     dir=out_dir.parent))
         try:
             os.chmod(tmp, 0o755)
-            (tmp / "blobs" / "sha256").mkdir(parents=True, mode=0o755)
+            (tmp / "blobs" / "sha256").mkdir(parents=True)
+            for folder in (tmp / "blobs", tmp / "blobs" / "sha256"):
+                os.chmod(folder, 0o755)  # whatever the umask
             for d, b in sorted(data.items()):
                 _write(tmp / "blobs" / "sha256" / _hex(d), b)
             _write(tmp / "oci-layout", LAYOUT_VERSION)

@@ -37,6 +37,15 @@ out.write(b"=" + tag.encode() + b"\0")
 """
 
 
+FLAGS = ("-s", "-S", "-B")
+"""No user site, no site, no byte-code of the driver's own imports. Not -I: it would
+ignore the fixed PYTHONHASHSEED the sandbox sets (its environment is otherwise empty)."""
+
+
+def argv(python_version: str) -> list[str]:
+    return [interpreter(python_version), *FLAGS, "-c", DRIVER]
+
+
 def interpreter(python_version: str) -> str:
     return f"/usr/bin/python{python_version}"
 
@@ -58,7 +67,7 @@ def key(identity: Iterable[str], tree: Mapping[str, Entry], paths: Iterable[str]
     """What the output depends on: the interpreter (named by ``identity``, such as the
     sha256 of every package in the image) and each source's path and content."""
     h = hashlib.sha256()
-    for part in identity:
+    for part in (*FLAGS, DRIVER, *identity):
         h.update(part.encode() + b"\0")
     for p in paths:
         h.update(p.encode() + b"\0" + hashlib.sha256(tree[p.lstrip("/")].data).digest())

@@ -133,10 +133,29 @@ def _run_python(entries: Mapping[str, Entry], arch: str, shares: list[list[str]]
                 interpreter: str) -> list[bytes]:
     from composer.pipeline import sandbox
 
-    argv = [interpreter, "-I", "-S", "-B", "-c", pycompile.DRIVER]
+    argv = [interpreter, *pycompile.FLAGS, "-c", pycompile.DRIVER]
     with sandbox.tree_on_disk(entries, arch) as root, ThreadPoolExecutor(len(shares)) as pool:
         return list(pool.map(
             lambda share: sandbox.run(root, arch, argv, "\n".join(share).encode()), shares))
+
+
+def _cached_blob(cache: Any, diff_id: str, method: str) -> bytes | None:
+    """The compressed blob made earlier from the tar ``diff_id``, if it is still intact
+    (its sha256 is kept beside it: a damaged cache entry is made again, not shipped)."""
+    key = diff_id.removeprefix("sha256:")
+    kind = f"layer-{method}-{layer.DEFAULT_LEVEL[method]}"
+    blob = cache.read_derived(key, kind)
+    want = cache.read_derived(key, kind + ".sha256")
+    if blob is None or want is None or oci.digest(blob).encode() != want:
+        return None
+    return blob  # type: ignore[no-any-return]
+
+
+def _store_blob(cache: Any, diff_id: str, method: str, blob: bytes) -> None:
+    key = diff_id.removeprefix("sha256:")
+    kind = f"layer-{method}-{layer.DEFAULT_LEVEL[method]}"
+    cache.write_derived(key, kind, blob)
+    cache.write_derived(key, kind + ".sha256", oci.digest(blob).encode())
 
 
 def _layer(built: BuiltTree, epoch: int, method: str, workers: int, cache: Any,
@@ -145,13 +164,11 @@ def _layer(built: BuiltTree, epoch: int, method: str, workers: int, cache: Any,
     unless ``reuse`` is off."""
     raw = layer.tar_layer(built.entries.values(), epoch)
     diff_id = oci.digest(raw)
-    kind = f"layer-{method}-{layer.DEFAULT_LEVEL[method]}"
-    key = diff_id.removeprefix("sha256:")
-    blob = cache.read_derived(key, kind) if reuse else None
+    blob = _cached_blob(cache, diff_id, method) if reuse else None
     reused = blob is not None
     if blob is None:
         blob = layer.compress(raw, method, None, workers)
-        cache.write_derived(key, kind, blob)
+        _store_blob(cache, diff_id, method, blob)
     return oci.Layer(blob, diff_id, oci.LAYER_MEDIA[method]), len(raw), reused
 
 
@@ -185,8 +202,7 @@ def _remembered(cache: Any, key: str, method: str) -> tuple[oci.Layer, int, str,
         return None
     try:
         memo = json.loads(raw)
-        blob = cache.read_derived(memo["diff_id"].removeprefix("sha256:"),
-                                  f"layer-{method}-{layer.DEFAULT_LEVEL[method]}")
+        blob = _cached_blob(cache, memo["diff_id"], method)
         if blob is None:
             return None
         lay = oci.Layer(blob, memo["diff_id"], oci.LAYER_MEDIA[method])
