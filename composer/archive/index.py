@@ -222,10 +222,19 @@ class Archive:
         self.say = say
         self.mirrors = mirrors
         self.cache = cache
-        self.http = Http(user_agent)
+        self._user_agent = user_agent
+        self._http: Http | None = None
         self.allow_expired = allow_expired
         self.now = now or datetime.now(UTC)
         self._verifiers: dict[str, Verifier] = {}
+
+    @property
+    def http(self) -> Http:
+        """The connection pool, made on first use: a build whose .debs are all cached
+        never needs one."""
+        if self._http is None:
+            self._http = Http(self._user_agent)
+        return self._http
 
     def verifier(self, keyring: str) -> Verifier:
         v = self._verifiers.get(keyring)
@@ -236,7 +245,8 @@ class Archive:
     def close(self) -> None:
         for v in self._verifiers.values():
             v.close()
-        self.http.close()
+        if self._http is not None:
+            self._http.close()
 
     def __enter__(self) -> Archive:
         return self
@@ -257,7 +267,7 @@ class Archive:
     def fetch_debs(self, wanted: list[Wanted],
                    progress: Callable[[Progress], None] = lambda _: None) -> dict[str, Path]:
         """Every wanted .deb in the cache (see ``composer.archive.fetch``)."""
-        return fetch(self.http, self.cache, self.mirrors, wanted, progress)
+        return fetch(lambda: self.http, self.cache, self.mirrors, wanted, progress)
 
     def index(self, sources: list[VerifiedSource], arch: str) -> Index:
         jobs = [(i, src, comp) for i, src in enumerate(sources) for comp in src.spec.components]

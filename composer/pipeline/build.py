@@ -151,11 +151,11 @@ def _cached_blob(cache: Any, diff_id: str, method: str) -> bytes | None:
     return blob  # type: ignore[no-any-return]
 
 
-def _store_blob(cache: Any, diff_id: str, method: str, blob: bytes) -> None:
-    key = diff_id.removeprefix("sha256:")
+def _store_blob(cache: Any, lay: oci.Layer, method: str) -> None:
+    key = lay.diff_id.removeprefix("sha256:")
     kind = f"layer-{method}-{layer.DEFAULT_LEVEL[method]}"
-    cache.write_derived(key, kind, blob)
-    cache.write_derived(key, kind + ".sha256", oci.digest(blob).encode())
+    cache.write_derived(key, kind, lay.blob)
+    cache.write_derived(key, kind + ".sha256", lay.descriptor.digest.encode())
 
 
 def _layer(built: BuiltTree, epoch: int, method: str, workers: int, cache: Any,
@@ -168,8 +168,10 @@ def _layer(built: BuiltTree, epoch: int, method: str, workers: int, cache: Any,
     reused = blob is not None
     if blob is None:
         blob = layer.compress(raw, method, None, workers)
-        _store_blob(cache, diff_id, method, blob)
-    return oci.Layer(blob, diff_id, oci.LAYER_MEDIA[method]), len(raw), reused
+    lay = oci.Layer(blob, diff_id, oci.LAYER_MEDIA[method])
+    if not reused:
+        _store_blob(cache, lay, method)
+    return lay, len(raw), reused
 
 
 def _code_digest() -> str:
