@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,21 @@ class _Checker:
         return tuple(out)
 
 
+    def tables(self, value: Any, name: str, allowed: tuple[str, ...], required: tuple[str, ...],
+               ) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any]]]:
+        """Each table of an array of tables (``[[name]]``), checked for its keys, with
+        where it is."""
+        for i, table in enumerate(self.typed(value, list, (name,), f"[[{name}]] tables")):
+            where: tuple[str | int, ...] = (name, i)
+            self.typed(table, dict, where, "a table")
+            self.keys(table, allowed, where)
+            for key in required:
+                if key not in table:
+                    raise self.fail(where, f"[[{name}]] number {i + 1} has no '{key}'",
+                                    f"add {key} = ... to it")
+            yield where, table
+
+
 def _dotted(where: tuple[str | int, ...]) -> str:
     out = ""
     for p in where:
@@ -175,15 +190,8 @@ def parse(text: str, path: Path) -> Profile:
     raw_sources = data.get("source")
     if raw_sources is None:
         raise ck.fail((), "no [[source]] table", 'add [[source]] with archive = "debian" and suite = "trixie"')
-    ck.typed(raw_sources, list, ("source",), "[[source]] tables")
     sources: list[SourceSpec] = []
-    for i, src in enumerate(raw_sources):
-        where: tuple[str | int, ...] = ("source", i)
-        ck.typed(src, dict, where, "a table")
-        ck.keys(src, _SOURCE_KEYS, where)
-        for required in ("archive", "suite"):
-            if required not in src:
-                raise ck.fail(where, f"[[source]] number {i + 1} has no '{required}'")
+    for where, src in ck.tables(raw_sources, "source", _SOURCE_KEYS, ("archive", "suite")):
         archive = ck.typed(src["archive"], str, (*where, "archive"), "a string")
         if not _ARCHIVE.match(archive):
             raise ck.fail((*where, "archive"), f"{archive!r} is not an archive name",
@@ -298,7 +306,8 @@ def _image(ck: _Checker, raw: Any) -> ImageSpec:
     env = []
     for k, v in env_raw.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
-            raise ck.fail(("image", "env"), f"{k!r} is not an environment variable name")
+            raise ck.fail(("image", "env"), f"{k!r} is not an environment variable name",
+                          "letters, digits and '_', not starting with a digit")
         env.append((k, ck.typed(v, str, ("image", "env"), f"a string for {k}")))
     user = im.get("user", "0")
     if isinstance(user, int) and not isinstance(user, bool):
@@ -317,13 +326,7 @@ def _image(ck: _Checker, raw: Any) -> ImageSpec:
 
 def _accounts(ck: _Checker, data: dict[str, Any]) -> tuple[tuple[UserSpec, ...], tuple[tuple[str, int], ...]]:
     users = []
-    for i, u in enumerate(ck.typed(data.get("user", []), list, ("user",), "[[user]] tables")):
-        where: tuple[str | int, ...] = ("user", i)
-        ck.typed(u, dict, where, "a table")
-        ck.keys(u, _USER_KEYS, where)
-        for required in ("name", "uid"):
-            if required not in u:
-                raise ck.fail(where, f"[[user]] number {i + 1} has no '{required}'")
+    for where, u in ck.tables(data.get("user", []), "user", _USER_KEYS, ("name", "uid")):
         name = ck.typed(u["name"], str, (*where, "name"), "a string")
         uid = ck.typed(u["uid"], int, (*where, "uid"), "a number")
         gid = ck.typed(u.get("gid", uid), int, (*where, "gid"), "a number")
@@ -331,12 +334,7 @@ def _accounts(ck: _Checker, data: dict[str, Any]) -> tuple[tuple[UserSpec, ...],
         shell = ck.typed(u.get("shell", "/sbin/nologin"), str, (*where, "shell"), "a path")
         users.append(UserSpec(name, uid, gid, home, shell))
     groups = []
-    for i, g in enumerate(ck.typed(data.get("group", []), list, ("group",), "[[group]] tables")):
-        where = ("group", i)
-        ck.typed(g, dict, where, "a table")
-        ck.keys(g, _GROUP_KEYS, where)
-        if "name" not in g or "gid" not in g:
-            raise ck.fail(where, f"[[group]] number {i + 1} needs 'name' and 'gid'")
+    for where, g in ck.tables(data.get("group", []), "group", _GROUP_KEYS, ("name", "gid")):
         groups.append((ck.typed(g["name"], str, (*where, "name"), "a string"),
                        ck.typed(g["gid"], int, (*where, "gid"), "a number")))
     return tuple(users), tuple(groups)

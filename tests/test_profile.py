@@ -369,3 +369,75 @@ def test_cli_missing_profile(tmp_path: Path, env: dict[str, str],
     rc, _, err = compose(env, "lock", tmp_path / "nope.toml")
     assert rc == 2 and "Traceback" not in err
     assert err.startswith(f"error: {tmp_path / 'nope.toml'}: no such profile\nhint: ")
+
+
+IMAGE = BASE + """compile = false
+trim = false
+
+[image]
+tags = ["py313", "latest"]
+entrypoint = ["/usr/bin/python3.13", "-u"]
+cmd = ["-m", "app"]
+env = { PYTHONUNBUFFERED = "1" }
+user = 65532
+workdir = "/srv"
+labels = { "org.opencontainers.image.source" = "https://example.org/x" }
+compression = "zstd"
+
+[[user]]
+name = "app"
+uid = 1000
+
+[[group]]
+name = "data"
+gid = 2000
+
+[strip]
+paths = ["usr/share/zoneinfo/right/**"]
+keep = ["usr/share/doc/libc6/*"]
+defaults = false
+"""
+
+
+def test_image_settings_parse() -> None:
+    p = parse(IMAGE, WHERE)
+    im = p.image
+    assert im.tags == ("py313", "latest")
+    assert im.entrypoint == ("/usr/bin/python3.13", "-u") and im.cmd == ("-m", "app")
+    assert im.env == (("PYTHONUNBUFFERED", "1"),) and im.user == "65532"
+    assert im.workdir == "/srv" and im.compression == "zstd"
+    assert im.labels == (("org.opencontainers.image.source", "https://example.org/x"),)
+    assert [(u.name, u.uid, u.gid, u.home, u.shell) for u in p.users] == [
+        ("app", 1000, 1000, "/home/app", "/sbin/nologin")]
+    assert p.groups == (("data", 2000),)
+    assert p.strip == ("usr/share/zoneinfo/right/**",) and p.keep == ("usr/share/doc/libc6/*",)
+    assert (p.strip_defaults, p.python_compile, p.python_trim) == (False, False, False)
+
+
+def test_image_settings_default_to_distroless() -> None:
+    p = parse(BASE, WHERE)
+    assert p.image.entrypoint is None and p.image.user == "0" and p.image.workdir == "/"
+    assert p.image.compression == "gzip" and p.users == () and p.strip_defaults
+    assert p.python_compile and p.python_trim
+
+
+def test_image_settings_do_not_change_the_fingerprint() -> None:
+    assert parse(IMAGE, WHERE).fingerprint() == parse(BASE, WHERE).fingerprint()
+
+
+@pytest.mark.parametrize(("old", "new", "key", "line"), [
+    ('compression = "zstd"', 'compression = "lz4"', "image.compression", 33),
+    ('workdir = "/srv"', 'workdir = "srv"', "image.workdir", 31),
+    ('tags = ["py313", "latest"]', 'tags = ["no spaces allowed"]', "image.tags", 26),
+    ('env = { PYTHONUNBUFFERED = "1" }', 'env = { "1X" = "1" }', "image.env", 29),
+    ("uid = 1000", 'uid = "1000"', "user[1].uid", 37),
+    ('name = "app"\n', "", "user[1]", 35),
+    ("gid = 2000", 'gid = "x"', "group[1].gid", 41),
+    ("defaults = false", 'defaults = "no"', "strip.defaults", 46),
+    ("compile = false", "compile = 1", "python.compile", 22),
+    ('keep = ["usr/share/doc/libc6/*"]', 'kept = ["x"]', "strip.kept", 45),
+])
+def test_image_settings_errors_name_line_and_key(old: str, new: str, key: str, line: int) -> None:
+    err = fails(edit(old, new, IMAGE))
+    assert err.message.startswith(f"{WHERE}:{line}: {key}"), err.message
+    assert err.hint, err.message
