@@ -139,7 +139,7 @@ def test_config_matches_distroless_defaults(image: tuple[Path, dict[str, object]
         assert env["LANG"] == "C.UTF-8"
         assert env["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
         assert "/usr/bin" in env["PATH"].split(":")
-        assert c["User"] == "65532:65532"
+        assert c["User"] == "0:0"
         assert cfg["architecture"] == arch and cfg["os"] == "linux"
 
 
@@ -160,13 +160,13 @@ def test_python_runs_amd64(env: dict[str, str], work: Path, lock: Path) -> None:
     assert r.returncode == 0, r.stderr
     rootfs = _rootfs(work, out, "py313", "bundle-amd64")
     user = json.loads((work / "bundle-amd64" / "config.json").read_text())["process"]["user"]
-    assert (user["uid"], user["gid"]) == (65532, 65532)
+    assert (user["uid"], user["gid"]) == (0, 0)
     got = json.loads(_run(rootfs, ["/usr/bin/python3", "-c", CHECK], user["uid"],
                           {"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
                            "LANG": "C.UTF-8"}))
     assert got["certs"] > 100
     assert got["paris"] == "Europe/Paris"
-    assert (got["uid"], got["gid"]) == (65532, 65532)
+    assert (got["uid"], got["gid"]) == (user["uid"], user["gid"])
     assert got["sh"] is False and not (rootfs / "bin" / "sh").exists()
     assert got["version"] == [3, 13] and got["machine"] == "x86_64"
     assert got["pyc"]
