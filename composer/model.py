@@ -87,6 +87,10 @@ class Profile:
     strip_defaults: bool = True
     python_compile: bool = True
     python_trim: bool = True
+    policy_deny: tuple[str, ...] = ()
+    """SPDX licence identifiers or globs (``AGPL-3.0-*``) that may not ship."""
+    policy_allow: tuple[tuple[str, str], ...] = ()
+    """(package, reason): exceptions to ``policy_deny``, shown in every audit."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def lock_inputs(self) -> dict[str, Any]:
@@ -104,7 +108,9 @@ class Profile:
             "prefer": dict(sorted(self.prefer)),
             "recommends": self.recommends,
             "python": self.python_version,
-        }
+        } | ({"policy": {"deny": list(self.policy_deny),
+                         "allow": [list(a) for a in self.policy_allow]}}
+             if self.policy_deny or self.policy_allow else {})
 
     def fingerprint(self) -> str:
         blob = json.dumps(self.lock_inputs(), sort_keys=True, separators=(",", ":"))
@@ -176,3 +182,26 @@ class Resolution:
     """(excluded name, the packages that wanted it)."""
     choices: tuple[tuple[str, str, tuple[str, ...]], ...]
     """(virtual name, provider chosen, the packages that wanted it)."""
+
+
+# -- trees: what a .deb holds, what an image layer holds ------------------------------
+
+FILE, DIR, SYMLINK, HARDLINK = "file", "dir", "symlink", "hardlink"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    path: str
+    kind: str
+    """``file``, ``dir``, ``symlink`` or ``hardlink``."""
+    mode: int = 0o644
+    """Permission bits, including setuid/setgid/sticky (``0o7777`` at most)."""
+    uid: int = 0
+    gid: int = 0
+    data: bytes = b""
+    """A file's content."""
+    target: str = ""
+    """A symlink's target as stored, or the tree path a hardlink points to."""
+    mtime: int = 0
+    package: str = ""
+    """The package that shipped it ("" for files compose generates)."""

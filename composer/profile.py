@@ -29,7 +29,7 @@ _ARCHIVE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 # Keys later stages read; this stage checks only that they are tables where expected.
 _TOP_KEYS = ("name", "description", "architectures", "source", "packages", "python", "image",
-             "user", "group", "strip")
+             "user", "group", "strip", "policy")
 _SOURCE_KEYS = ("archive", "suite", "components", "keyring")
 _PACKAGES_KEYS = ("include", "exclude", "prefer", "recommends")
 _PYTHON_KEYS = ("version", "compile", "trim")
@@ -37,6 +37,9 @@ _IMAGE_KEYS = ("tag", "tags", "entrypoint", "cmd", "env", "user", "workdir", "la
 _USER_KEYS = ("name", "uid", "gid", "home", "shell")
 _GROUP_KEYS = ("name", "gid")
 _STRIP_KEYS = ("paths", "keep", "defaults")
+_POLICY_KEYS = ("deny", "allow-packages")
+_ALLOW_KEYS = ("name", "reason")
+_LICENCE_PATTERN = re.compile(r"^[A-Za-z0-9*?][A-Za-z0-9.+*?-]*( WITH [A-Za-z0-9.+*?-]+)?$")
 
 
 class _Locator:
@@ -118,11 +121,11 @@ class _Checker:
 
 
     def tables(self, value: Any, name: str, allowed: tuple[str, ...], required: tuple[str, ...],
-               ) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any]]]:
-        """Each table of an array of tables (``[[name]]``), checked for its keys, with
-        where it is."""
-        for i, table in enumerate(self.typed(value, list, (name,), f"[[{name}]] tables")):
-            where: tuple[str | int, ...] = (name, i)
+               base: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any]]]:
+        """Each table of an array of tables (``[[name]]``, or ``name = [{...}]`` inside
+        the table at ``base``), checked for its keys, with where it is."""
+        for i, table in enumerate(self.typed(value, list, (*base, name), f"[[{name}]] tables")):
+            where: tuple[str | int, ...] = (*base, name, i)
             self.typed(table, dict, where, "a table")
             self.keys(table, allowed, where)
             for key in required:
@@ -278,12 +281,14 @@ def parse(text: str, path: Path) -> Profile:
         strip_paths = ck.strings(st.get("paths", []), ("strip", "paths"))
         keep = ck.strings(st.get("keep", []), ("strip", "keep"))
         strip_defaults = ck.typed(st.get("defaults", True), bool, ("strip", "defaults"), "true or false")
+    deny, allow = _policy(ck, data.get("policy", {}))
     return Profile(
         path=path, name=name, architectures=architectures, sources=tuple(sources),
         include=include, exclude=exclude, prefer=tuple(sorted(prefer)), recommends=recommends,
         python_version=python_version, image=image, users=users, groups=groups,
         strip=strip_paths, keep=keep, strip_defaults=strip_defaults,
-        python_compile=py_compile, python_trim=py_trim, extra=data,
+        python_compile=py_compile, python_trim=py_trim, policy_deny=deny,
+        policy_allow=allow, extra=data,
     )
 
 
@@ -338,6 +343,30 @@ def _accounts(ck: _Checker, data: dict[str, Any]) -> tuple[tuple[UserSpec, ...],
         groups.append((ck.typed(g["name"], str, (*where, "name"), "a string"),
                        ck.typed(g["gid"], int, (*where, "gid"), "a number")))
     return tuple(users), tuple(groups)
+
+
+def _policy(ck: _Checker, raw: Any) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    pol = ck.typed(raw, dict, ("policy",), "a table")
+    ck.keys(pol, _POLICY_KEYS, ("policy",))
+
+    def licence(item: str, where: tuple[str | int, ...]) -> None:
+        if not _LICENCE_PATTERN.match(item):
+            raise ck.fail(where, f"{item!r} is not an SPDX licence identifier or pattern",
+                          'like "GPL-3.0-or-later", "AGPL-3.0-*" or "GPL-2.0-only WITH *"')
+
+    deny = ck.strings(pol.get("deny", []), ("policy", "deny"), licence)
+    allow: list[tuple[str, str]] = []
+    for where, a in ck.tables(pol.get("allow-packages", []), "allow-packages", _ALLOW_KEYS,
+                              ("name", "reason"), ("policy",)):
+        name = ck.typed(a["name"], str, (*where, "name"), "a package name")
+        reason = ck.typed(a["reason"], str, (*where, "reason"), "a string")
+        if not reason.strip():
+            raise ck.fail((*where, "reason"), f"the exception for {name} gives no reason",
+                          "say why this package may ship despite the policy")
+        if any(n == name for n, _ in allow):
+            raise ck.fail(where, f"{name} is allowed twice", "keep one entry")
+        allow.append((name, reason.strip()))
+    return deny, tuple(allow)
 
 
 def discover(directory: Path) -> list[Path]:

@@ -8,29 +8,12 @@ numeric only: names do not leak from the build host into an image.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
 
 from composer.errors import FormatError
+from composer.model import DIR, FILE, HARDLINK, SYMLINK, Entry
 
-FILE, DIR, SYMLINK, HARDLINK = "file", "dir", "symlink", "hardlink"
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    path: str
-    kind: str
-    """``file``, ``dir``, ``symlink`` or ``hardlink``."""
-    mode: int = 0o644
-    """Permission bits, including setuid/setgid/sticky (``0o7777`` at most)."""
-    uid: int = 0
-    gid: int = 0
-    data: bytes = b""
-    """A file's content."""
-    target: str = ""
-    """A symlink's target as stored, or the tree path a hardlink points to."""
-    mtime: int = 0
-    package: str = ""
-    """The package that shipped it ("" for files compose generates)."""
+# The tree's values live in composer.model, where every stage (image, audit) can use them.
+__all__ = ["DIR", "FILE", "HARDLINK", "SYMLINK", "Entry", "normalize"]
 
 
 def normalize(path: str, where: str) -> str:

@@ -1,0 +1,1 @@
+"""Auditing an image: licences, linkage, SBOMs and the policy gate."""
