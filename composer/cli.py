@@ -70,6 +70,24 @@ def _parser() -> argparse.ArgumentParser:
         b.add_argument("--json", action="store_true", help="machine-readable result on stdout")
         b.add_argument("-q", "--quiet", action="store_true", help="no progress")
 
+    au = sub.add_parser("audit", help="licences that ship, what links GPL code, SBOMs, policy",
+                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    au.add_argument("profile", type=Path)
+    what = au.add_mutually_exclusive_group()
+    what.add_argument("--gpl", action="store_true",
+                      help="only GPL/LGPL/AGPL packages: files, and what links them")
+    what.add_argument("--json", action="store_true", help="the whole audit as JSON")
+    what.add_argument("--sbom", choices=("spdx", "cyclonedx"),
+                      help="an SBOM: SPDX 2.3 JSON or CycloneDX JSON")
+    what.add_argument("--html", action="store_true", help="a report to look at, as HTML")
+    au.add_argument("-o", "--output", type=Path, help="write there instead of stdout")
+    au.add_argument("--lock", type=Path, help="lock file (default: locks/NAME.lock.toml)")
+    au.add_argument("--arch", help="one architecture only (default: all of the lock's)")
+    au.add_argument("--mirror", action="append", default=[], metavar="NAME=URL",
+                    help="mirror for an archive name (repeatable; tried in order)")
+    au.add_argument("-j", "--jobs", type=int, help="parallel work (default: CPUs, 2 to 8)")
+    au.add_argument("-q", "--quiet", action="store_true", help="no progress")
+
     gr = sub.add_parser("graph", help="the locked dependency graph")
     gr.add_argument("profile", type=Path)
     gr.add_argument("--format", choices=("dot", "json"), default="dot")
@@ -290,7 +308,54 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"lock": cmd_lock, "why": cmd_why, "graph": cmd_graph, "build": cmd_build,
+def cmd_audit(args: argparse.Namespace) -> int:
+    from composer import pipeline
+    from composer.audit import text
+    from composer.pipeline import audit as auditing
+
+    opts = _build_opts(args)
+    prof = pipeline.load_profile(args.profile)
+    lock_path = args.lock or pipeline.default_lock_path(prof.path, prof.name)
+    outcome = auditing.audit(prof, lock_path, opts)
+    reports = outcome.reports
+    if args.sbom == "spdx":
+        from composer.audit import sbom
+
+        body = sbom.spdx_json(reports, prof.name, outcome.digest)
+    elif args.sbom == "cyclonedx":
+        from composer.audit import sbom
+
+        body = sbom.cyclonedx_json(reports, prof.name, outcome.digest)
+    elif args.html:
+        from composer.audit import html
+
+        body = html.render(reports, f"{prof.name} audit").encode()
+    elif args.json:
+        body = (json.dumps(text.as_json(reports), indent=2, sort_keys=True) + "\n").encode()
+    elif args.gpl:
+        body = text.gpl(reports).encode()
+    else:
+        colour = args.output is None and sys.stdout.isatty()
+        body = text.table(reports, colour).encode()
+    if args.output:
+        pipeline.write_atomic(args.output, body)
+        if not args.quiet:
+            print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    for r in reports:
+        try:
+            auditing.enforce(r)
+        except ComposeError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            if exc.hint:
+                print(f"hint: {exc.hint}", file=sys.stderr)
+            return exc.exit_code
+    return 0
+
+
+COMMANDS = {"audit": cmd_audit, "lock": cmd_lock, "why": cmd_why, "graph": cmd_graph, "build": cmd_build,
             "verify": cmd_verify}
 
 

@@ -91,3 +91,16 @@ def test_detected_licences_are_checked_like_others() -> None:
     assert [v.licence for v in policy.check(pkgs, ["GPL-2.0-*"], [], why)] == [
         "GPL-2.0-or-later"]
     assert policy.check(pkgs, ["GPL-3.0-*"], [], why) == ()
+
+
+def test_possible_licences_are_flagged_for_a_person_to_decide() -> None:
+    p = pkg("libc6", "LGPL-2.1-or-later", ("LGPL-2.1-or-later",))
+    p = AuditedPackage(**{**{f: getattr(p, f) for f in p.__slots__},
+                          "licences": PackageLicences("LGPL-2.1-or-later", ("LGPL-2.1-or-later",),
+                                                      True, possible=("GPL-2.0-only",))})
+    found = policy.check([p], ["GPL-2.0-*"], [], why)
+    assert [(v.licence, v.rule) for v in found] == [
+        ("GPL-2.0-only", "GPL-2.0-* (in source files that may be compiled in)")]
+    allowed = policy.check([p], ["GPL-2.0-*"], [("libc6", "gencat and ldconfig are not in "
+                                                  "libc6")], why)
+    assert allowed[0].allowed and not [v for v in allowed if v.allowed is None]

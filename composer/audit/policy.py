@@ -10,7 +10,10 @@ term: ``A OR B`` needs one allowed side, ``A AND B`` both. A licence compose cou
 establish at all (``LicenseRef-unknown``: no machine-readable copyright file and nothing
 recognisable in its prose) is never assumed allowed: under a policy with any ``deny`` it
 is a violation too, so that a person decides. Licences detected from prose are checked
-like any other and marked as detected in every report. ``allow-packages`` exceptions
+like any other and marked as detected in every report. A denied licence that only
+source files carry which may or may not be compiled into what ships (``possible``) is a
+violation too: compose cannot tell, a person can, with an exception that says why.
+``allow-packages`` exceptions
 keep a violation in every report, with their reason, but do not fail the gate.
 """
 
@@ -142,6 +145,10 @@ def check(packages: Sequence[AuditedPackage], deny: Sequence[str],
         found = blocking(parse(lic.expression), deny)
         if UNKNOWN in lic.ids:
             found.append((UNKNOWN, "not established"))
+        for term in lic.possible:
+            hit = denied_by(term, deny)
+            if hit:
+                found.append((term, f"{hit} (in source files that may be compiled in)"))
         for term, pattern in dict.fromkeys(found):
             out.append(Violation(pkg.name, term, pattern, lic.copyright_path or "(none)",
                                  why(pkg.name), reasons.get(pkg.name)))

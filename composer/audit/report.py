@@ -61,6 +61,10 @@ class PackageLicences:
     """Tree path of the copyright file read ("" when the package has none)."""
     notes: tuple[str, ...] = ()
     """What the reader could not be sure of (unknown short names, detection used)."""
+    possible: tuple[str, ...] = ()
+    """Licences only of source files that may or may not be compiled into the package's
+    objects (glibc lists GPL programs beside its LGPL library): shown, not counted in
+    ``expression``."""
 
     @property
     def gpl_family(self) -> bool:

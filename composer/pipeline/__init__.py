@@ -75,6 +75,11 @@ def lock(prof: Profile, out: Path, opts: Options) -> LockOutcome:
         for ix in indexes
     ]
     new = lockfile.from_resolution(prof, [s.record for s in sources], resolutions)
+    if prof.policy_deny or prof.policy_allow:
+        from composer.pipeline.audit import gate_lock
+        from composer.pipeline.build import BuildOptions
+
+        gate_lock(prof, new, BuildOptions(mirrors=opts.mirrors, env=opts.env, say=opts.say))
     text = lockfile.dumps(new).encode()
     try:
         old = out.read_bytes()

@@ -213,16 +213,28 @@ def _remembered(cache: Any, key: str, method: str) -> tuple[oci.Layer, int, str,
         return None
 
 
-def build(prof: Profile, lock_path: Path, out: Path, opts: BuildOptions) -> BuildOutcome:
+@dataclass(frozen=True)
+class Prepared:
+    """A fresh lock, the architectures asked for, SOURCE_DATE_EPOCH, and every locked
+    .deb of those architectures verified in the cache."""
+
+    lock: Lock
+    archs: tuple[str, ...]
+    epoch: int
+    cache: Any
+    paths: Mapping[str, Path]
+
+
+def prepare(prof: Profile, lock_path: Path, opts: BuildOptions,
+            lock: Lock | None = None) -> Prepared:
+    """Check the lock at ``lock_path`` (or take ``lock``, one about to be written) and
+    fetch its .debs."""
     from composer.archive.cache import Cache, default_root
     from composer.archive.fetch import Wanted
     from composer.archive.index import Archive
     from composer.archive.mirrors import Mirrors
 
-    started = time.monotonic()
-    if opts.format not in FORMATS:
-        raise ComposeError(f"unknown format {opts.format!r}", f"use one of {', '.join(FORMATS)}")
-    lk = check(prof, lock_path)
+    lk = lock or check(prof, lock_path)
     archs = list(lk.architectures)
     if opts.format == "docker-archive":
         archs = [_docker_arch(lk, opts.arch)]
@@ -240,40 +252,76 @@ def build(prof: Profile, lock_path: Path, out: Path, opts: BuildOptions) -> Buil
     with Archive(mirrors, cache, "compose", say=opts.say) as archive:
         paths = archive.fetch_debs(wanted, lambda pr: opts.progress(
             "download", pr.done_bytes, pr.total_bytes))
+    return Prepared(lk, tuple(archs), epoch, cache, paths)
 
+
+@dataclass(frozen=True)
+class ArchImage:
+    manifest: oci.Descriptor
+    blobs: dict[str, bytes]
+    layer: oci.Layer
+    config: bytes
+    result: ArchResult
+    built: BuiltTree | None
+    """The tree, when it was assembled (not when the memo answered)."""
+
+
+def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
+               keep_tree: bool = False) -> ArchImage:
+    """One architecture's image: its layer, config and manifest. With ``keep_tree`` the
+    tree is assembled even when the memo knows the layer (an audit needs it)."""
+    lk, epoch, cache = prep.lock, prep.epoch, prep.cache
     method = prof.image.compression
+    key = _memo_key(prof, lk, arch, epoch, method)
+    found = _remembered(cache, key, method) if opts.memo and not keep_tree else None
+    built = None
+    if found:
+        lay, usize, user, report = found
+        reused = True
+    else:
+        debs = read_debs(lk.for_arch(arch), prep.paths, cache, opts.workers, opts.memo)
+        built = assemble_tree(prof, lk, arch, debs, epoch, cache, _run_python, opts.workers,
+                              opts.memo)
+        lay, usize, reused = _layer(built, epoch, method, opts.workers, cache, opts.memo)
+        user, report = built.user, built.report
+        cache.write_derived(key, "layer-memo", json.dumps({
+            "diff_id": lay.diff_id, "size": usize, "user": user,
+            "report": dataclasses.asdict(report)}, sort_keys=True).encode())
+    config = oci.ImageConfig(
+        architecture=arch, epoch=epoch, diff_ids=(lay.diff_id,),
+        history=(oci.History(f"compose build {prof.name} ({report.packages} packages)",
+                             "Debian packages pinned by the lock"),),
+        entrypoint=entrypoint(prof), cmd=prof.image.cmd, env=image_env(prof),
+        user=user, workdir=prof.image.workdir, labels=labels(prof, epoch))
+    desc, arch_blobs = oci.image_blobs(config, [lay], {oci.CREATED: oci.rfc3339(epoch)})
+    config_bytes = config.to_json()
+    result = ArchResult(arch, desc.digest, oci.digest(config_bytes), lay.descriptor.digest,
+                        lay.diff_id, len(lay.blob), usize, reused, report)
+    return ArchImage(desc, arch_blobs, lay, config_bytes, result, built)
+
+
+def build(prof: Profile, lock_path: Path, out: Path, opts: BuildOptions) -> BuildOutcome:
+    started = time.monotonic()
+    if opts.format not in FORMATS:
+        raise ComposeError(f"unknown format {opts.format!r}", f"use one of {', '.join(FORMATS)}")
+    prep = prepare(prof, lock_path, opts)
+    lk, epoch = prep.lock, prep.epoch
     results: list[ArchResult] = []
     manifests: list[oci.Descriptor] = []
     blobs: dict[str, bytes] = {}
     layers_by_arch: dict[str, tuple[oci.Layer, bytes]] = {}
-    for arch in archs:
-        key = _memo_key(prof, lk, arch, epoch, method)
-        found = _remembered(cache, key, method) if opts.memo else None
-        if found:
-            lay, usize, user, report = found
-            reused = True
-        else:
-            debs = read_debs(lk.for_arch(arch), paths, cache, opts.workers, opts.memo)
-            built = assemble_tree(prof, lk, arch, debs, epoch, cache, _run_python, opts.workers,
-                                  opts.memo)
-            lay, usize, reused = _layer(built, epoch, method, opts.workers, cache, opts.memo)
-            user, report = built.user, built.report
-            cache.write_derived(key, "layer-memo", json.dumps({
-                "diff_id": lay.diff_id, "size": usize, "user": user,
-                "report": dataclasses.asdict(report)}, sort_keys=True).encode())
-        config = oci.ImageConfig(
-            architecture=arch, epoch=epoch, diff_ids=(lay.diff_id,),
-            history=(oci.History(f"compose build {prof.name} ({report.packages} packages)",
-                                 "Debian packages pinned by the lock"),),
-            entrypoint=entrypoint(prof), cmd=prof.image.cmd, env=image_env(prof),
-            user=user, workdir=prof.image.workdir, labels=labels(prof, epoch))
-        desc, arch_blobs = oci.image_blobs(config, [lay], {oci.CREATED: oci.rfc3339(epoch)})
-        manifests.append(desc)
-        blobs |= arch_blobs
-        layers_by_arch[arch] = (lay, config.to_json())
-        results.append(ArchResult(arch, desc.digest, oci.digest(config.to_json()),
-                                  lay.descriptor.digest, lay.diff_id, len(lay.blob), usize,
-                                  reused, report))
+    gated = bool(prof.policy_deny or prof.policy_allow)
+    for arch in prep.archs:
+        image = arch_image(prof, prep, arch, opts, keep_tree=gated)
+        if gated:
+            from composer.pipeline.audit import enforce, evaluate_tree
+
+            assert image.built is not None
+            enforce(evaluate_tree(prof, lk, arch, image.built, image.manifest.digest, epoch))
+        manifests.append(image.manifest)
+        blobs |= image.blobs
+        layers_by_arch[arch] = (image.layer, image.config)
+        results.append(image.result)
 
     tags = prof.image.tags or (prof.name,)
     if opts.format == "oci":
@@ -281,7 +329,7 @@ def build(prof: Profile, lock_path: Path, out: Path, opts: BuildOptions) -> Buil
         digest = _image_digest(manifests, blobs)
         oci.write_layout(out, index, blobs)
     else:
-        lay, config_bytes = layers_by_arch[archs[0]]
+        lay, config_bytes = layers_by_arch[prep.archs[0]]
         repo_tags = [f"{prof.name}:{t}" if ":" not in t else t for t in tags]
         oci.write_docker_archive(out, config_bytes, [lay], repo_tags)
         digest = manifests[0].digest

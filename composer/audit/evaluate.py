@@ -1,0 +1,169 @@
+"""From an image's tree and its lock to an AuditReport: what each package ships after
+stripping, the licences of exactly that (read from its copyright file), the dynamic
+linkage between shipped ELF objects, and the policy applied. Pure: values in, a report
+out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from composer.audit import linkage, policy
+from composer.audit.report import (
+    AuditedPackage,
+    AuditReport,
+    LicenceUse,
+    PackageLicences,
+    ShippedFile,
+)
+from composer.debian import copyright as dep5
+from composer.model import FILE, HARDLINK, SYMLINK, Entry
+
+ELF_MAGIC = b"\x7fELF"
+
+
+class Locked(Protocol):
+    """What the audit reads of a locked package (``composer.lockfile.LockedPackage``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def deb_architecture(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def source_version(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def filename(self) -> str: ...
+    @property
+    def archive(self) -> str: ...
+    @property
+    def suite(self) -> str: ...
+    @property
+    def required_by(self) -> tuple[str, ...]: ...
+
+
+def shipped_files(entries: Mapping[str, Entry]) -> dict[str, list[ShippedFile]]:
+    """Every shipped file and symlink, by the package that shipped it ("" for what
+    compose generated), with its sha256, sha1 and size."""
+    out: dict[str, list[ShippedFile]] = {}
+    for path in sorted(entries):
+        e = entries[path]
+        if e.kind == FILE:
+            data = e.data
+            kind = "file"
+        elif e.kind == HARDLINK:
+            data = entries[e.target].data
+            kind = "file"
+        elif e.kind == SYMLINK:
+            data = e.target.encode()
+            kind = "symlink"
+        else:
+            continue
+        out.setdefault(e.package, []).append(ShippedFile(
+            path, hashlib.sha256(data).hexdigest(), len(data), kind,
+            hashlib.sha1(data, usedforsecurity=False).hexdigest()))
+    return out
+
+
+def follow(entries: Mapping[str, Entry], path: str, depth: int = 40) -> str | None:
+    """``path`` with every symlink on the way (parents and the last part) resolved
+    inside the tree; None when it leads nowhere or loops."""
+    parts = path.split("/")
+    done: list[str] = []
+    while parts:
+        if depth <= 0:
+            return None
+        part = parts.pop(0)
+        here = "/".join([*done, part])
+        e = entries.get(here)
+        if e is None:
+            return None
+        if e.kind == SYMLINK:
+            depth -= 1
+            base = [] if e.target.startswith("/") else done
+            target = posixpath.normpath("/".join([*base, e.target.lstrip("/")]))
+            if target.startswith(".."):
+                return None
+            parts = [p for p in target.split("/") if p and p != "."] + parts
+            done = []
+            continue
+        done.append(part)
+    return "/".join(done)
+
+
+def _copyright(entries: Mapping[str, Entry], name: str) -> tuple[str, bytes] | None:
+    """The package's copyright file (compose has made every shipped package's
+    copyright reachable, through a symlinked doc directory or not)."""
+    path = follow(entries, f"usr/share/doc/{name}/copyright")
+    if path is None:
+        return None
+    e = entries[path]
+    if e.kind == HARDLINK:
+        return path, entries[e.target].data
+    return (path, e.data) if e.kind == FILE else None
+
+
+def licences(entries: Mapping[str, Entry], name: str, files: Sequence[ShippedFile]
+             ) -> PackageLicences:
+    found = _copyright(entries, name)
+    if found is None:
+        return PackageLicences(policy.UNKNOWN, (policy.UNKNOWN,), False,
+                               notes=(f"{name} ships no copyright file",))
+    path, data = found
+    text = data.decode("utf-8", errors="replace")
+    parsed = dep5.parse(text, f"{name}: /{path}")
+    paths = [f.path for f in files]
+    elf = [f.path for f in files if f.kind == "file" and _is_elf(entries, f.path)]
+    result = dep5.attribute(parsed, paths, elf, name)
+    uses = tuple(LicenceUse(u.patterns, u.expression, u.debian, u.files, u.how)
+                 for u in result.uses)
+    return PackageLicences(result.expression, result.ids, result.machine_readable, uses, path,
+                           result.notes, result.possible)
+
+
+def _is_elf(entries: Mapping[str, Entry], path: str) -> bool:
+    e = entries[path]
+    data = entries[e.target].data if e.kind == HARDLINK else e.data
+    return data[:4] == ELF_MAGIC
+
+
+def evaluate(profile: str, arch: str, digest: str, epoch: int,
+             packages: Sequence[Locked], entries: Mapping[str, Entry],
+             cache: Sequence[tuple[str, str]], default_dirs: Sequence[str],
+             deny: Sequence[str], allow: Sequence[tuple[str, str]],
+             why: Callable[[str], tuple[tuple[str, ...], ...]],
+             sources: Sequence[tuple[str, str, str]] = ()) -> AuditReport:
+    by_package = shipped_files(entries)
+    audited = []
+    for p in sorted(packages, key=lambda p: p.name):
+        files = tuple(by_package.get(p.name, ()))
+        audited.append(AuditedPackage(
+            p.name, p.version, p.deb_architecture, p.source, p.source_version, p.sha256,
+            p.size, p.filename, p.archive, p.suite, files, licences(entries, p.name, files),
+            p.required_by))
+    files_by_path = {}
+    symlinks = {}
+    owner = {}
+    for path, e in entries.items():
+        if e.kind == FILE and e.data[:4] == ELF_MAGIC:
+            files_by_path[path] = e.data
+        elif e.kind == HARDLINK and entries[e.target].data[:4] == ELF_MAGIC:
+            files_by_path[path] = entries[e.target].data
+        elif e.kind == SYMLINK:
+            symlinks[path] = e.target
+        if e.kind != "dir":
+            owner[path] = e.package
+    links = tuple(linkage.resolve(files_by_path, symlinks, owner, cache, default_dirs))
+    violations = policy.check(audited, deny, allow, why)
+    return AuditReport(profile, arch, digest, epoch, tuple(audited), links, violations,
+                       tuple(sources), tuple(by_package.get("", ())))
