@@ -87,7 +87,12 @@ def main() -> None:
               str(work / "mm.tar"), f"deb [trusted=yes] copy:{repo} ./"]
 
         derived = work / "cache" / "derived"
-        times: dict[str, list[float]] = {"mmdebstrap": [], "cold": [], "warm": [], "rebuild": []}
+        audit = compose("audit", PROFILE, "--lock", lock, "--arch", "amd64", "-q",
+                        "-o", work / "audit.txt")
+        sbom = compose("audit", PROFILE, "--lock", lock, "--arch", "amd64", "-q",
+                       "--sbom", "spdx", "-o", work / "sbom.json")
+        times: dict[str, list[float]] = {"mmdebstrap": [], "cold": [], "warm": [], "rebuild": [],
+                                         "audit": [], "sbom": []}
         for _ in range(opts.runs):
             times["mmdebstrap"].append(run(mm, env))
             shutil.rmtree(derived, ignore_errors=True)
@@ -96,6 +101,17 @@ def main() -> None:
                 d.unlink()
             times["warm"].append(run(build, env))
             times["rebuild"].append(run(build, env))
+            times["audit"].append(run(audit, env))
+            times["sbom"].append(run(sbom, env))
+        print(f"| audit (amd64, warm cache, median of {opts.runs}) | wall s | beyond the "
+              "rebuild |")
+        print("|---|---:|---:|")
+        for k, label in (("audit", "compose audit (table)"),
+                         ("sbom", "compose audit --sbom spdx")):
+            m = statistics.median(times[k])
+            r = statistics.median(times["rebuild"])
+            print(f"| {label} | {m:.2f} | {m - r:+.2f} |")
+        print()
         mm_size = (work / "mm.tar").stat().st_size
         med = {k: statistics.median(v) for k, v in times.items()}
         print(f"| run ({len(pkgs)} packages, amd64, median of {opts.runs}) | wall s | vs mmdebstrap |")

@@ -106,6 +106,7 @@ Attributing
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -668,6 +669,7 @@ def _bsd(text: str) -> set[str]:
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def detect(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The licences prose grants, names or reproduces: sorted SPDX ids
     (``LicenseRef-unknown`` alone when none), and notes."""
@@ -904,6 +906,7 @@ class _Matcher:
     """The name every file of a name glob (``keyutils.*``, ``tdb*``) starts with."""
 
 
+@functools.lru_cache(maxsize=8192)
 def _matcher(pattern: str) -> _Matcher:
     p = pattern.removeprefix("./").lstrip("/")
     if p.endswith("/"):
