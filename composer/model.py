@@ -57,6 +57,8 @@ class ImageSpec:
     workdir: str = "/"
     labels: tuple[tuple[str, str], ...] = ()
     compression: str = "gzip"
+    sbom: str = ""
+    """"spdx" or "cyclonedx": the SBOM of the image's packages written into it too."""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ _TOP_KEYS = ("name", "description", "architectures", "source", "packages", "pyth
 _SOURCE_KEYS = ("archive", "suite", "components", "keyring")
 _PACKAGES_KEYS = ("include", "exclude", "prefer", "recommends")
 _PYTHON_KEYS = ("version", "compile", "trim")
-_IMAGE_KEYS = ("tag", "tags", "entrypoint", "cmd", "env", "user", "workdir", "labels", "compression")
+_IMAGE_KEYS = ("tag", "tags", "entrypoint", "cmd", "env", "user", "workdir", "labels", "compression",
+               "sbom")
 _USER_KEYS = ("name", "uid", "gid", "home", "shell")
 _GROUP_KEYS = ("name", "gid")
 _STRIP_KEYS = ("paths", "keep", "defaults")
@@ -326,7 +327,10 @@ def _image(ck: _Checker, raw: Any) -> ImageSpec:
     compression = ck.typed(im.get("compression", "gzip"), str, ("image", "compression"), '"gzip" or "zstd"')
     if compression not in ("gzip", "zstd"):
         raise ck.fail(("image", "compression"), f"unknown compression {compression!r}", 'use "gzip" or "zstd"')
-    return ImageSpec(tags, entrypoint, cmd, tuple(env), user, workdir, labels, compression)
+    sbom = ck.typed(im.get("sbom", ""), str, ("image", "sbom"), '"spdx" or "cyclonedx"')
+    if sbom not in ("", "spdx", "cyclonedx"):
+        raise ck.fail(("image", "sbom"), f"unknown SBOM format {sbom!r}", 'use "spdx" or "cyclonedx"')
+    return ImageSpec(tags, entrypoint, cmd, tuple(env), user, workdir, labels, compression, sbom)
 
 
 def _accounts(ck: _Checker, data: dict[str, Any]) -> tuple[tuple[UserSpec, ...], tuple[tuple[str, int], ...]]:

@@ -181,3 +181,33 @@ def test_spdx_sbom_of_the_real_image_validates(env: dict[str, str], lock: Path,
     purls = {ref["referenceLocator"] for p in doc["packages"]
              for ref in p.get("externalRefs", [])}
     assert any(u.startswith("pkg:deb/debian/libreadline8t64@8.2-6") for u in purls)
+
+
+def test_sbom_written_into_the_image(env: dict[str, str], lock: Path, work: Path) -> None:
+    import gzip
+    import io
+    import tarfile
+
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    text = PROFILE.read_text().replace('tag = "py313"', 'tag = "py313"\nsbom = "spdx"')
+    profile = work / "py313.toml"  # the same name: the lock stays fresh for it
+    profile.write_text(text)
+    out = work / "with-sbom"
+    r = compose(env, "build", "--locked", profile, "--lock", lock, "--arch", "amd64", "-o", out,
+                "-q")
+    assert r.returncode == 0, r.stderr
+    index = json.loads((out / "index.json").read_text())
+    blob = lambda d: (out / "blobs/sha256" / d.split(":")[1]).read_bytes()  # noqa: E731
+    manifest = json.loads(blob(index["manifests"][0]["digest"]))
+    layer = gzip.decompress(blob(manifest["layers"][0]["digest"]))
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
+        member = tar.extractfile("usr/share/sbom/py313.spdx.json")
+        assert member is not None
+        data = member.read()
+    path = work / "in-image.spdx.json"
+    path.write_bytes(data)
+    assert validate_full_spdx_document(parse_file(str(path))) == []
+    names = {p["name"] for p in json.loads(data)["packages"]}
+    assert {"libc6", "libpython3.13-stdlib", "libreadline8t64"} <= names

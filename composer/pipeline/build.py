@@ -193,7 +193,7 @@ def _memo_key(prof: Profile, lk: Lock, arch: str, epoch: int, method: str) -> st
         "strip": [prof.strip, prof.keep, prof.strip_defaults],
         "python": [prof.python_version, prof.python_compile, prof.python_trim],
         "users": [[u.name, u.uid, u.gid, u.home, u.shell] for u in prof.users],
-        "groups": prof.groups, "user": prof.image.user,
+        "groups": prof.groups, "user": prof.image.user, "sbom": prof.image.sbom,
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
@@ -282,6 +282,8 @@ def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
         debs = read_debs(lk.for_arch(arch), prep.paths, cache, opts.workers, opts.memo)
         built = assemble_tree(prof, lk, arch, debs, epoch, cache, _run_python, opts.workers,
                               opts.memo)
+        if prof.image.sbom:
+            built = _with_sbom(prof, lk, arch, built, epoch)
         lay, usize, reused = _layer(built, epoch, method, opts.workers, cache, opts.memo)
         user, report = built.user, built.report
         cache.write_derived(key, "layer-memo", json.dumps({
@@ -298,6 +300,29 @@ def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
     result = ArchResult(arch, desc.digest, oci.digest(config_bytes), lay.descriptor.digest,
                         lay.diff_id, len(lay.blob), usize, reused, report)
     return ArchImage(desc, arch_blobs, lay, config_bytes, result, built)
+
+
+SBOM_DIR = "usr/share/sbom"
+
+
+def _with_sbom(prof: Profile, lk: Lock, arch: str, built: BuiltTree, epoch: int) -> BuiltTree:
+    """The tree with its own SBOM in ``/usr/share/sbom/``: the packages and files of
+    the tree as it is before the SBOM is added. An image cannot name its own digest, so
+    the document names the lock's fingerprint in its place."""
+    from composer.audit import sbom
+    from composer.pipeline.audit import evaluate_tree
+
+    report = evaluate_tree(prof, lk, arch, built, lk.fingerprint, epoch)
+    if prof.image.sbom == "spdx":
+        data, name = sbom.spdx_json([report], prof.name, lk.fingerprint), "spdx.json"
+    else:
+        data, name = sbom.cyclonedx_json([report], prof.name, lk.fingerprint), "cdx.json"
+    entries = dict(built.entries)
+    path = f"{SBOM_DIR}/{prof.name}.{name}"
+    for d in ("usr/share", SBOM_DIR):
+        entries.setdefault(d, Entry(d, "dir", 0o755, mtime=epoch))
+    entries[path] = Entry(path, "file", 0o644, data=data, mtime=epoch)
+    return dataclasses.replace(built, entries=entries)
 
 
 def build(prof: Profile, lock_path: Path, out: Path, opts: BuildOptions) -> BuildOutcome:
