@@ -138,7 +138,7 @@ class _Totals:
             packages=len(pkgs),
             shipped=sum(p.shipped_size for p in pkgs),
             gpl=sum(1 for p in pkgs if p.licences.gpl_family),
-            prose=sum(1 for p in pkgs if not p.licences.machine_readable),
+            prose=sum(1 for p in pkgs if p.licences.detected),
             missing=len(report.missing),
             denied=len(report.denied),
             allowed=len(report.violations) - len(report.denied),
@@ -392,9 +392,9 @@ def _chart(report: AuditReport, anchor: str) -> str:
         lic = p.licences
         family = package_family(lic)
         detail = f"{FAMILY_LABEL[family]}: {lic.expression or 'no licence found'}"
-        if not lic.machine_readable:
+        if lic.detected:
             detail += " (detected from prose)"
-        rows.append((p.name, p.shipped_size, family, not lic.machine_readable,
+        rows.append((p.name, p.shipped_size, family, lic.detected,
                      f"{detail}; {_plural(len(p.files), 'file')}"))
     if report.generated:
         rows.append(("(files compose generated)", sum(f.size for f in report.generated),
@@ -474,7 +474,7 @@ def _package_table(report: AuditReport, anchor: str) -> str:
                              and p.source_version != p.version else "")
         notes = ("<ul class=\"notes\">" + "".join(f"<li>{_e(n)}</li>" for n in lic.notes)
                  + "</ul>") if lic.notes else ""
-        prose = " " + _PROSE_BADGE if not lic.machine_readable else ""
+        prose = " " + _PROSE_BADGE if lic.detected else ""
         rows.append(
             f"<tr><td><span class=\"dot\" style=\"background:{FAMILY_FILL[family]}\"></span>"
             f"<strong>{name}</strong></td>"
@@ -534,7 +534,7 @@ def _gpl_section(report: AuditReport, anchor: str) -> str:
             f"</code> <span class=\"muted\">{_e(human_size(p.shipped_size))}, "
             f"{_plural(len(p.files), 'file')}</span></h4>\n"
             f"<div><code>{_e(lic.expression or 'no licence found')}</code>"
-            + (" " + _PROSE_BADGE if not lic.machine_readable else "")
+            + (" " + _PROSE_BADGE if lic.detected else "")
             + (f" <span class=\"muted\">from <code>{_e(lic.copyright_path)}</code></span>"
                if lic.copyright_path else "")
             + "</div>\n<h5>Shipped files it covers</h5>\n"

@@ -150,6 +150,6 @@ def check(packages: Sequence[AuditedPackage], deny: Sequence[str],
             if hit:
                 found.append((term, f"{hit} (in source files that may be compiled in)"))
         for term, pattern in dict.fromkeys(found):
-            out.append(Violation(pkg.name, term, pattern, lic.copyright_path or "(none)",
+            out.append(Violation(pkg.name, term, pattern, lic.copyright_path,
                                  why(pkg.name), reasons.get(pkg.name)))
     return tuple(out)

@@ -70,6 +70,17 @@ class PackageLicences:
     def gpl_family(self) -> bool:
         return any(is_gpl_family(i) for i in self.ids)
 
+    @property
+    def detected(self) -> bool:
+        """The licences were detected from the prose of a copyright file (one that is
+        not machine-readable), rather than read from DEP-5."""
+        return not self.machine_readable and bool(self.copyright_path)
+
+    @property
+    def missing(self) -> bool:
+        """The package ships no copyright file at all."""
+        return not self.copyright_path
+
 
 @dataclass(frozen=True, slots=True)
 class AuditedPackage:

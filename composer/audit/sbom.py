@@ -223,7 +223,7 @@ def _prose_note(p: AuditedPackage) -> str:
 
 
 def _licence_notes(p: AuditedPackage, lic: SpdxLicence) -> list[str]:
-    notes = [] if p.licences.machine_readable else [_prose_note(p)]
+    notes = [_prose_note(p)] if p.licences.detected else []
     notes += list(p.licences.notes)
     notes += [f"{exc} is not on the SPDX exceptions list: written as AND "
               f"{_licence_ref(exc)}." for exc in lic.rewritten]
@@ -485,7 +485,7 @@ def cyclonedx_json(reports: Sequence[AuditReport], name: str, image_digest: str)
                      ("compose:source-version", p.source_version)]
             if p.licences.copyright_path:
                 props.append(("compose:copyright-file", "/" + p.licences.copyright_path))
-            if not p.licences.machine_readable:
+            if p.licences.detected:
                 props.append((PROSE_PROPERTY, "true"))
             if lic.expression != p.licences.expression.strip():
                 props.append(("compose:licence-as-read", p.licences.expression))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from composer.audit.report import AuditReport, Link, is_gpl_family
+from composer.audit.report import AuditReport, Link, PackageLicences, is_gpl_family
 
 RED, YELLOW, DIM, BOLD, RESET = "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
 
@@ -17,6 +17,12 @@ def size(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n} B"
+
+
+def _how(lic: PackageLicences) -> str:
+    if lic.missing:
+        return " (no copyright file)"
+    return " (detected)" if lic.detected else ""
 
 
 def family(ids: Sequence[str]) -> str:
@@ -57,7 +63,7 @@ def table(reports: Sequence[AuditReport], colour: bool = False) -> str:
         lines.append(f"{r.profile} [{r.architecture}] {r.digest}")
         rows = [("package", "version", "licences (SPDX)", "size", "copyleft")]
         for p in sorted(r.packages, key=lambda p: (-p.shipped_size, p.name)):
-            lic = p.licences.expression + ("" if p.licences.machine_readable else " (detected)")
+            lic = p.licences.expression + _how(p.licences)
             if p.licences.possible:
                 lic += f" [+{len(p.licences.possible)} possible]"
             rows.append((p.name, p.version, lic, size(p.shipped_size), family(p.licences.ids)))
@@ -76,7 +82,7 @@ def table(reports: Sequence[AuditReport], colour: bool = False) -> str:
             lines.append(text)
         total = sum(p.shipped_size for p in r.packages) + sum(f.size for f in r.generated)
         gpl = sum(1 for p in r.packages if p.licences.gpl_family)
-        prose = sum(1 for p in r.packages if not p.licences.machine_readable)
+        prose = sum(1 for p in r.packages if p.licences.detected)
         lines.append(f"{len(r.packages)} packages, {size(total)} shipped (with what compose "
                      f"generated); {gpl} of the GPL family; {prose} with licences detected "
                      "from a copyright file that is not machine-readable")
@@ -109,14 +115,15 @@ def gpl(reports: Sequence[AuditReport]) -> str:
                 continue
             copyleft = [i for i in p.licences.ids if is_gpl_family(i)]
             lines.append(f"{p.name} {p.version}: {p.licences.expression}"
-                         + ("" if p.licences.machine_readable else " (detected)"))
+                         + _how(p.licences))
             lines.append(f"  licences of the GPL family: {', '.join(copyleft)}")
             if p.licences.possible:
                 lines.append("  possibly compiled in (source files the copyright file lists, "
                              f"which may not be in what ships): {', '.join(p.licences.possible)}")
             for use in p.licences.uses:
                 if family([t for t in use.expression.replace("(", " ").replace(")", " ").split()]):
-                    shown = ", ".join(use.patterns[:3]) + ("…" if len(use.patterns) > 3 else "")
+                    shown = (", ".join(use.patterns[:3]) + ("…" if len(use.patterns) > 3 else "")
+                             if use.patterns else "(the whole copyright file: not machine-readable)")
                     lines.append(f"  {use.expression} [{use.how}] Files: {shown} -> "
                                  f"{len(use.files)} shipped file(s)")
             libs = [f.path for f in p.files if f.path in by_loader]

@@ -58,8 +58,9 @@ def enforce(report: AuditReport) -> None:
         chain = " -> ".join(v.why[0]) if v.why else v.package
         if v.why and len(v.why[0]) == 1:
             chain = "[packages] include"
-        lines.append(f"  {v.package}: {v.licence} (denied by {v.rule!r}); licence from "
-                     f"/{v.file}; brought in by {chain}")
+        source = f"licence from /{v.file}" if v.file else "no copyright file"
+        lines.append(f"  {v.package}: {v.licence} (denied by {v.rule!r}); {source}; "
+                     f"brought in by {chain}")
     names = sorted({v.package for v in denied})
     raise PolicyError(
         f"[{report.architecture}] {len(names)} package(s) ship licences the policy denies:\n"
