@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     what = au.add_mutually_exclusive_group()
     what.add_argument("--gpl", action="store_true",
                       help="only GPL/LGPL/AGPL packages: files, and what links them")
+    what.add_argument("--files", action="store_true",
+                      help="which copyright paragraph (Files globs) covers which shipped file")
     what.add_argument("--json", action="store_true", help="the whole audit as JSON")
     what.add_argument("--sbom", choices=("spdx", "cyclonedx"),
                       help="an SBOM: SPDX 2.3 JSON or CycloneDX JSON")
@@ -334,6 +336,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         body = (json.dumps(text.as_json(reports), indent=2, sort_keys=True) + "\n").encode()
     elif args.gpl:
         body = text.gpl(reports).encode()
+    elif args.files:
+        body = text.files(reports).encode()
     else:
         colour = args.output is None and sys.stdout.isatty()
         body = text.table(reports, colour).encode()

@@ -211,3 +211,13 @@ def test_sbom_written_into_the_image(env: dict[str, str], lock: Path, work: Path
     assert validate_full_spdx_document(parse_file(str(path))) == []
     names = {p["name"] for p in json.loads(data)["packages"]}
     assert {"libc6", "libpython3.13-stdlib", "libreadline8t64"} <= names
+
+
+def test_files_view_says_which_globs_cover_which_shipped_files(env: dict[str, str],
+                                                                lock: Path) -> None:
+    r = compose(env, "audit", PROFILE, "--lock", lock, "--arch", "amd64", "--files", "-q")
+    assert r.returncode == 0, r.stderr
+    block = r.stdout.split("\nlibssl3t64 ", 1)[1].split("\nlibstdc++6 ", 1)[0]
+    assert "  Files: *  [all] Apache-2.0\n" in block
+    assert "    /usr/lib/x86_64-linux-gnu/libssl.so.3\n" in block
+    assert "  Files: debian/*  [unshipped] Apache-2.0" in block

@@ -57,6 +57,27 @@ def loaders(links: Sequence[Link]) -> dict[str, dict[str, list[str]]]:
     return out
 
 
+def files(reports: Sequence[AuditReport]) -> str:
+    """For every package, which paragraph of its copyright file (its Files globs) covers
+    which shipped files, and the paragraphs that cover nothing that ships."""
+    lines = []
+    for r in reports:
+        lines.append(f"{r.profile} [{r.architecture}]: licences by shipped file")
+        for p in sorted(r.packages, key=lambda p: p.name):
+            lines.append(f"{p.name} {p.version}: {p.licences.expression}{_how(p.licences)}")
+            if p.licences.copyright_path:
+                lines.append(f"  from /{p.licences.copyright_path}")
+            for use in p.licences.uses:
+                globs = " ".join(use.patterns) or "(whole file, not machine-readable)"
+                lines.append(f"  Files: {globs}  [{use.how}] {use.expression}")
+                for f in use.files[:20]:
+                    lines.append(f"    /{f}")
+                if len(use.files) > 20:
+                    lines.append(f"    … and {len(use.files) - 20} more")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def table(reports: Sequence[AuditReport], colour: bool = False) -> str:
     lines = []
     for r in reports:
