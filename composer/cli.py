@@ -38,6 +38,15 @@ def _parser() -> argparse.ArgumentParser:
     lk.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
     lk.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
 
+    lk.add_argument("--update", action="store_true",
+                    help="move to the newest packages of the profile's suites and print what "
+                         "changed against the lock there was")
+
+    df = sub.add_parser("diff", help="packages added, removed and upgraded between two locks")
+    df.add_argument("old", type=Path, metavar="OLD.lock.toml")
+    df.add_argument("new", type=Path, metavar="NEW.lock.toml")
+    df.add_argument("--json", action="store_true")
+
     why = sub.add_parser("why", help="every chain from a root of the profile to a package")
     why.add_argument("package")
     why.add_argument("profile", type=Path)
@@ -129,7 +138,25 @@ def cmd_lock(args: argparse.Namespace) -> int:
                 report.append({"profile": prof.name, "lock": str(out), "fresh": False})
                 status = 1
             continue
+        before = None
+        if args.update:
+            from composer import lockfile
+
+            try:
+                before = lockfile.load(out)
+            except ComposeError:
+                before = None
         outcome = pipeline.lock(prof, out, opts)
+        if args.update:
+            from composer import lockfile
+
+            changes = lockfile.diff(before, outcome.lock) if before else []
+            if before is None:
+                print(f"{prof.name}: no earlier lock to compare with", file=sys.stderr)
+            elif not changes:
+                print(f"{prof.name}: already at the newest packages", file=sys.stderr)
+            else:
+                print(_render_diff(changes), file=sys.stderr)
         counts = {a: len(outcome.lock.for_arch(a)) for a in prof.architectures}
         per = ", ".join(f"{a} {n}" for a, n in counts.items())
         verb = "wrote" if outcome.changed else "unchanged"
@@ -147,6 +174,39 @@ def _lock_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     prof = pipeline.load_profile(args.profile)
     path = args.lock or pipeline.default_lock_path(prof.path, prof.name)
     return prof, lockfile.load(path)
+
+
+def _render_diff(changes: list) -> str:  # type: ignore[type-arg]
+    lines = []
+    for c in changes:
+        if c.kind == "added":
+            what = f"+ {c.name} {c.new_version} (source {c.new_source})"
+        elif c.kind == "removed":
+            what = f"- {c.name} {c.old_version} (source {c.old_source})"
+        else:
+            arrow = "->" if c.kind == "upgraded" else "-> (downgrade)"
+            src = c.new_source if c.old_source == c.new_source else f"{c.old_source} -> {c.new_source}"
+            what = f"~ {c.name} {c.old_version} {arrow} {c.new_version} (source {src})"
+        lines.append(f"[{c.architecture}] {what}")
+    counts = {k: sum(1 for c in changes if c.kind == k)
+              for k in ("added", "removed", "upgraded", "downgraded")}
+    lines.append(", ".join(f"{n} {k}" for k, n in counts.items() if n))
+    return "\n".join(lines)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from composer import lockfile
+
+    changes = lockfile.diff(lockfile.load(args.old), lockfile.load(args.new))
+    if args.json:
+        print(json.dumps([asdict(c) for c in changes], indent=2, sort_keys=True))
+    elif changes:
+        print(_render_diff(changes))
+    else:
+        print("no package changed")
+    return 0
 
 
 def cmd_why(args: argparse.Namespace) -> int:
@@ -359,7 +419,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"audit": cmd_audit, "lock": cmd_lock, "why": cmd_why, "graph": cmd_graph, "build": cmd_build,
+COMMANDS = {"audit": cmd_audit, "diff": cmd_diff, "lock": cmd_lock, "why": cmd_why, "graph": cmd_graph, "build": cmd_build,
             "verify": cmd_verify}
 
 

@@ -203,3 +203,43 @@ def load(path: Path) -> Lock:
     except FileNotFoundError as exc:
         raise LockError(f"{path}: no lock", "run `compose lock` to write it") from exc
     return loads(text, path)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One package's difference between two locks, for one architecture."""
+
+    architecture: str
+    name: str
+    kind: str
+    """``added``, ``removed``, ``upgraded`` or ``downgraded``."""
+    old_version: str | None
+    new_version: str | None
+    old_source: str | None
+    new_source: str | None
+
+
+def diff(old: Lock, new: Lock) -> list[Change]:
+    """What changed from ``old`` to ``new``, per architecture, sorted; a package whose
+    version is the same is not listed (even if it now comes from another suite)."""
+    from composer.debian.version import compare
+
+    out = []
+    for arch in sorted(set(old.architectures) | set(new.architectures)):
+        a = {p.name: p for p in old.for_arch(arch)}
+        b = {p.name: p for p in new.for_arch(arch)}
+        for name in sorted(a.keys() | b.keys()):
+            pa, pb = a.get(name), b.get(name)
+            if pa and pb and pa.version == pb.version:
+                continue
+            if pa is None:
+                kind = "added"
+            elif pb is None:
+                kind = "removed"
+            else:
+                kind = "upgraded" if compare(pb.version, pa.version) > 0 else "downgraded"
+            out.append(Change(
+                arch, name, kind, pa.version if pa else None, pb.version if pb else None,
+                f"{pa.source} {pa.source_version}" if pa else None,
+                f"{pb.source} {pb.source_version}" if pb else None))
+    return out

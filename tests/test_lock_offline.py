@@ -696,3 +696,33 @@ def test_lock_without_profiles(tmp_path: Path, env: dict[str, str],
                                compose: Callable[..., tuple[int, str, str]]) -> None:
     rc, _, err = compose(env, "lock", cwd=tmp_path)
     assert_error(rc, err, r"no profiles in profiles/")
+
+
+def test_update_moves_to_new_packages_and_prints_what_changed(
+        tmp_path: Path, env: dict[str, str], compose: Callable[..., tuple[int, str, str]]) -> None:
+    d, s = build(tmp_path / "archive")
+    project = make_project(tmp_path / "project", u=["app"])
+    with FakeArchive.serve_many([d, s]) as urls:
+        flags = mirror_flags(dict(urls))
+        rc, _, err = compose(env, "lock", "profiles/u.toml", *flags, cwd=project)
+        assert rc == 0, err
+        old = (project / "locks" / "u.lock.toml").read_text()
+        rc, _, err = compose(env, "lock", "--update", "profiles/u.toml", *flags, cwd=project)
+        assert rc == 0 and "u: already at the newest packages" in err, err
+        # A security update of libc6 and a new libfast1 arrive.
+        for a in ARCHES:
+            s.add("trixie-security", "libc6", "2.41-1+deb13u2", a, source="glibc",
+                  multi_arch="same")
+            s.add("trixie-security", "libfast1", "1.0-1+deb13u1", a)
+        s.publish("trixie-security", date="Sun, 02 Nov 2025 00:00:00 UTC")
+        rc, _, err = compose(env, "lock", "--update", "profiles/u.toml", *flags, cwd=project)
+        assert rc == 0, err
+        for a in ARCHES:
+            assert (f"[{a}] ~ libc6 2.41-1+deb13u1 -> 2.41-1+deb13u2 "
+                    "(source glibc 2.41-1+deb13u1 -> glibc 2.41-1+deb13u2)") in err, err
+            assert f"[{a}] ~ libfast1 1.0-1 -> 1.0-1+deb13u1" in err
+        assert "0 added" not in err and "4 upgraded" in err
+        (tmp_path / "old.lock.toml").write_text(old)
+        rc, out, err = compose(env, "diff", tmp_path / "old.lock.toml",
+                               project / "locks" / "u.lock.toml", cwd=project)
+        assert rc == 0 and out.splitlines()[-1] == "4 upgraded", out + err
