@@ -297,15 +297,19 @@ def _image(ck: _Checker, raw: Any) -> ImageSpec:
     where: tuple[str | int, ...] = ("image",)
     im = ck.typed(raw, dict, where, "a table")
     ck.keys(im, _IMAGE_KEYS, where)
-    tags: tuple[str, ...] = ()
+    tagged: list[tuple[str, str]] = []
     if "tag" in im:
-        tags = (ck.typed(im["tag"], str, ("image", "tag"), "a string"),)
+        tagged.append((ck.typed(im["tag"], str, ("image", "tag"), "a string"), "tag"))
     if "tags" in im:
-        tags += ck.strings(im["tags"], ("image", "tags"))
-    for t in tags:
+        tagged += [(t, "tags") for t in ck.strings(im["tags"], ("image", "tags"))]
+    for t, key in tagged:
+        if t == "latest":
+            raise ck.fail(("image", key), "the tag 'latest' is refused: it names no version",
+                          'name what the image is, like "3.13-debian13"')
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", t):
-            raise ck.fail(("image", "tags"), f"{t!r} is not a valid image tag",
+            raise ck.fail(("image", key), f"{t!r} is not a valid image tag",
                           "letters, digits, '_', '.' and '-', at most 128")
+    tags = tuple(t for t, _ in tagged)
     entrypoint = tuple(ck.strings(im["entrypoint"], ("image", "entrypoint"))) if "entrypoint" in im else None
     cmd = ck.strings(im.get("cmd", []), ("image", "cmd"))
     env_raw = ck.typed(im.get("env", {}), dict, ("image", "env"), 'a table like { LANG = "C.UTF-8" }')

@@ -163,7 +163,7 @@ version = "{PY}"
 compile = false
 
 [image]
-tags = ["latest", "v1"]
+tags = ["current", "v1"]
 cmd = ["-c", "print(1)"]
 env = {{ APP_MODE = "prod" }}
 user = "nonroot"

@@ -99,7 +99,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, module_env: dict[str, str],
     (project / "profiles" / "img.toml").write_text(profile_text("img", MAIN, extra=MAIN_EXTRA))
     (project / "profiles" / "multi.toml").write_text(profile_text(
         "multi", ["base-files", "tools"], ("amd64", "arm64"),
-        '\n[image]\ntag = "latest"\ncompression = "zstd"\n'))
+        '\n[image]\ntag = "current"\ncompression = "zstd"\n'))
     log: list[str] = []
     with archive.serve(log=log) as url:
         w = World(archive, url, log, project, base_env(module_env), compose)
@@ -256,7 +256,7 @@ def test_two_architectures_give_an_image_index(multi: tuple[str, str, Layout]) -
     (top,) = layout.index["manifests"]
     assert top["mediaType"] == INDEX
     assert top["digest"] == digest
-    assert top["annotations"]["org.opencontainers.image.ref.name"] == "latest"
+    assert top["annotations"]["org.opencontainers.image.ref.name"] == "current"
     nested = layout.json(digest)
     assert [(d["mediaType"], d["platform"]) for d in nested["manifests"]] == [
         (MANIFEST, {"architecture": "amd64", "os": "linux"}),
@@ -471,7 +471,7 @@ def test_image_config(built: Built) -> None:
                                 "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}
     tags = {d["annotations"]["org.opencontainers.image.ref.name"]
             for d in built.layout.index["manifests"]}
-    assert tags == {"latest", "v1"}
+    assert tags == {"current", "v1"}
 
 
 def test_layer_is_a_deterministic_tar(built: Built) -> None:
@@ -567,7 +567,7 @@ def _need(tool: str) -> str:
 
 def test_skopeo_inspects_the_layouts(built: Built, multi: tuple[str, str, Layout]) -> None:
     skopeo = _need("skopeo")
-    for tag in ("latest", "v1"):
+    for tag in ("current", "v1"):
         info = json.loads(subprocess.run(
             [skopeo, "inspect", f"oci:{built.layout.root}:{tag}"],
             capture_output=True, check=True, timeout=60).stdout)
@@ -576,12 +576,12 @@ def test_skopeo_inspects_the_layouts(built: Built, multi: tuple[str, str, Layout
         assert "APP_MODE=prod" in info["Env"]
         assert info["Labels"]["org.example.team"] == "qa"
     digest, _, layout = multi
-    raw = subprocess.run([skopeo, "inspect", "--raw", f"oci:{layout.root}:latest"],
+    raw = subprocess.run([skopeo, "inspect", "--raw", f"oci:{layout.root}:current"],
                          capture_output=True, check=True, timeout=60).stdout
     assert "sha256:" + hashlib.sha256(raw).hexdigest() == digest
     for arch in ("amd64", "arm64"):
         info = json.loads(subprocess.run(
-            [skopeo, "inspect", "--override-arch", arch, f"oci:{layout.root}:latest"],
+            [skopeo, "inspect", "--override-arch", arch, f"oci:{layout.root}:current"],
             capture_output=True, check=True, timeout=60).stdout)
         assert info["Architecture"] == arch
 
@@ -589,7 +589,7 @@ def test_skopeo_inspects_the_layouts(built: Built, multi: tuple[str, str, Layout
 def test_umoci_unpacks_the_image(built: Built, tmp_path: Path) -> None:
     umoci = _need("umoci")
     done = subprocess.run([umoci, "unpack", "--rootless", "--image",
-                           f"{built.layout.root}:latest", str(tmp_path / "bundle")],
+                           f"{built.layout.root}:current", str(tmp_path / "bundle")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     root = tmp_path / "bundle" / "rootfs"
@@ -614,7 +614,7 @@ def test_docker_archive_loads_with_podman(world: World, built: Built, tmp_path: 
         files = {m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
                  for m in tar if m.isfile()}
     (entry,) = json.loads(files["manifest.json"])
-    assert sorted(entry["RepoTags"]) == ["img:latest", "img:v1"]
+    assert sorted(entry["RepoTags"]) == ["img:current", "img:v1"]
     (manifest,) = built.layout.manifests().values()
     assert files[entry["Config"]] == built.layout.blob(manifest["config"]["digest"])
     assert [files[x] for x in entry["Layers"]] == [built.layout.layer_blob("amd64")]
@@ -627,12 +627,12 @@ def test_docker_archive_loads_with_podman(world: World, built: Built, tmp_path: 
         loaded = subprocess.run([*cmd, "load", "-i", str(archive)], capture_output=True,
                                 text=True, timeout=120)
         assert loaded.returncode == 0, loaded.stderr
-        shown = subprocess.run([*cmd, "image", "inspect", "localhost/img:latest"],
+        shown = subprocess.run([*cmd, "image", "inspect", "localhost/img:current"],
                                capture_output=True, text=True, timeout=60)
         assert shown.returncode == 0, shown.stderr
         info = json.loads(shown.stdout)[0]
         assert "sha256:" + info["Id"] == manifest["config"]["digest"]
-        assert sorted(info["RepoTags"]) == ["localhost/img:latest", "localhost/img:v1"]
+        assert sorted(info["RepoTags"]) == ["localhost/img:current", "localhost/img:v1"]
         assert info["Config"]["User"] == "65532:65532"
     finally:
         subprocess.run([*cmd, "rmi", "-a", "-f"], capture_output=True, timeout=60)
@@ -730,7 +730,7 @@ def test_verify_refuses_another_digest(world: World, built: Built) -> None:
 ])
 def test_bad_image_settings_name_file_line_and_key(world: World, tmp_path: Path, line: str,
                                                    message: str) -> None:
-    text = profile_text("bad", ["tools"], extra=f'\n[image]\ntag = "latest"\n{line}\n')
+    text = profile_text("bad", ["tools"], extra=f'\n[image]\ntag = "current"\n{line}\n')
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "bad.toml").write_text(text)
     number = text.splitlines().index(line) + 1

@@ -375,7 +375,7 @@ IMAGE = BASE + """compile = false
 trim = false
 
 [image]
-tags = ["py313", "latest"]
+tags = ["py313", "3.13-debian13"]
 entrypoint = ["/usr/bin/python3.13", "-u"]
 cmd = ["-m", "app"]
 env = { PYTHONUNBUFFERED = "1" }
@@ -402,7 +402,7 @@ defaults = false
 def test_image_settings_parse() -> None:
     p = parse(IMAGE, WHERE)
     im = p.image
-    assert im.tags == ("py313", "latest")
+    assert im.tags == ("py313", "3.13-debian13")
     assert im.entrypoint == ("/usr/bin/python3.13", "-u") and im.cmd == ("-m", "app")
     assert im.env == (("PYTHONUNBUFFERED", "1"),) and im.user == "65532"
     assert im.workdir == "/srv" and im.compression == "zstd"
@@ -428,7 +428,7 @@ def test_image_settings_do_not_change_the_fingerprint() -> None:
 @pytest.mark.parametrize(("old", "new", "key", "line"), [
     ('compression = "zstd"', 'compression = "lz4"', "image.compression", 33),
     ('workdir = "/srv"', 'workdir = "srv"', "image.workdir", 31),
-    ('tags = ["py313", "latest"]', 'tags = ["no spaces allowed"]', "image.tags", 26),
+    ('tags = ["py313", "3.13-debian13"]', 'tags = ["no spaces allowed"]', "image.tags", 26),
     ('env = { PYTHONUNBUFFERED = "1" }', 'env = { "1X" = "1" }', "image.env", 29),
     ("uid = 1000", 'uid = "1000"', "user[1].uid", 37),
     ('name = "app"\n', "", "user[1]", 35),
@@ -441,3 +441,9 @@ def test_image_settings_errors_name_line_and_key(old: str, new: str, key: str, l
     err = fails(edit(old, new, IMAGE))
     assert err.message.startswith(f"{WHERE}:{line}: {key}"), err.message
     assert err.hint, err.message
+
+
+def test_latest_is_refused_as_a_tag() -> None:
+    err = fails(edit('tags = ["py313", "3.13-debian13"]', 'tag = "latest"', IMAGE))
+    assert err.message.startswith(f"{WHERE}:26: image.tag:") and "latest" in err.message
+    assert err.hint and "3.13-debian13" in err.hint
