@@ -356,6 +356,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise ComposeError("nothing to compare the rebuild with",
                            f"build it first (compose build --locked {args.profile}), "
                            "or give --image DIR or --expect sha256:...")
+    if against is not None and not args.arch:
+        from composer.image.oci import layout_architectures
+
+        archs = layout_architectures(against)
+        if len(archs) == 1:
+            opts.arch = archs[0]  # a one-architecture layout: rebuild that one
     outcome, problem = building.verify(prof, lock_path, against, args.expect, opts)
     if args.json:
         print(json.dumps(outcome.to_json() | {"verified": problem is None,

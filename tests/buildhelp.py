@@ -180,7 +180,7 @@ name = "staff"
 gid = 50
 
 [strip]
-paths = ["usr/share/extras/**"]
+paths = ["usr/share/extras/**", "usr/share/ca-certificates/**"]
 keep = ["usr/share/extras/keep.txt"]
 """
 

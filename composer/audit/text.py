@@ -84,9 +84,12 @@ def table(reports: Sequence[AuditReport], colour: bool = False) -> str:
         lines.append(f"{r.profile} [{r.architecture}] {r.digest}")
         rows = [("package", "version", "licences (SPDX)", "size", "copyleft")]
         for p in sorted(r.packages, key=lambda p: (-p.shipped_size, p.name)):
-            lic = p.licences.expression + _how(p.licences)
+            suffix = _how(p.licences)
             if p.licences.possible:
-                lic += f" [+{len(p.licences.possible)} possible]"
+                suffix += f" [+{len(p.licences.possible)} possible]"
+            room = 60 - len(suffix)
+            expr = p.licences.expression
+            lic = (expr if len(expr) <= room else expr[:room - 1] + "…") + suffix
             rows.append((p.name, p.version, lic, size(p.shipped_size), family(p.licences.ids)))
         widths = [min(max(len(row[i]) for row in rows), cap)
                   for i, cap in enumerate((28, 26, 60, 10, 8))]
@@ -135,12 +138,14 @@ def gpl(reports: Sequence[AuditReport]) -> str:
             if not p.licences.gpl_family and not any(map(is_gpl_family, p.licences.possible)):
                 continue
             copyleft = [i for i in p.licences.ids if is_gpl_family(i)]
+            maybe = [i for i in p.licences.possible if is_gpl_family(i)]
             lines.append(f"{p.name} {p.version}: {p.licences.expression}"
                          + _how(p.licences))
-            lines.append(f"  licences of the GPL family: {', '.join(copyleft)}")
-            if p.licences.possible:
+            lines.append("  licences of the GPL family: "
+                         + (", ".join(copyleft) if copyleft else "none declared"))
+            if maybe:
                 lines.append("  possibly compiled in (source files the copyright file lists, "
-                             f"which may not be in what ships): {', '.join(p.licences.possible)}")
+                             f"which may not be in what ships): {', '.join(maybe)}")
             for use in p.licences.uses:
                 if family([t for t in use.expression.replace("(", " ").replace(")", " ").split()]):
                     shown = (", ".join(use.patterns[:3]) + ("…" if len(use.patterns) > 3 else "")

@@ -58,6 +58,11 @@ def accounts(users: Iterable[UserSpec], groups: Iterable[tuple[str, int]]) -> Ac
         by_name[u.name] = u
     gmap = dict(DEFAULT_GROUPS)
     for name, gid in groups:
+        # A profile's group with a default group's gid renames it (distroless calls
+        # 65534 "nobody", Debian "nogroup").
+        for old, old_gid in list(gmap.items()):
+            if old_gid == gid and old != name and (old, old_gid) in DEFAULT_GROUPS:
+                del gmap[old]
         gmap[name] = gid
     gids = set(gmap.values())
     for u in by_name.values():

@@ -506,3 +506,25 @@ def first_difference(a_layout: Path, b_layout: Path) -> str | None:
     except _Found as found:
         return str(found)
     return None
+
+
+def layout_architectures(layout: Path) -> list[str]:
+    """The Debian architectures of the images a layout's index.json names (through a
+    nested image index or directly); [] when it cannot tell."""
+    inverse = {(goarch, variant): deb for deb, (goarch, variant) in _PLATFORMS.items()}
+    try:
+        index = json.loads((layout / "index.json").read_bytes())
+        found: list[str] = []
+        for d in index.get("manifests", []):
+            descs = [d]
+            if d.get("mediaType") == INDEX:
+                nested = json.loads((layout / "blobs" / "sha256" / _hex(d["digest"])).read_bytes())
+                descs = nested.get("manifests", [])
+            for m in descs:
+                p = m.get("platform") or {}
+                deb = inverse.get((str(p.get("architecture")), str(p.get("variant", ""))))
+                if deb and deb not in found:
+                    found.append(deb)
+        return found
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []

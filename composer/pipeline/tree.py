@@ -14,6 +14,7 @@ from pathlib import Path
 
 from composer.archive.cache import Cache
 from composer.debian import deb as debfmt
+from composer.errors import ComposeError
 from composer.image import assemble, effects, ldcache, pycompile
 from composer.image.tree import FILE, Entry
 from composer.lockfile import Lock, LockedPackage
@@ -77,6 +78,12 @@ def assemble_tree(prof: Profile, lock: Lock, arch: str, debs: list[tuple[str, de
     tree = assemble.merged_usr(arch, epoch)
     assemble.merge(tree, debs)
 
+    # The CA bundle is made from the shipped certificates before stripping, so that a
+    # profile can strip usr/share/ca-certificates and ship the bundle alone.
+    report.certificates = effects.ca_bundle(tree, epoch)
+    if report.certificates == 0 and any(name == "ca-certificates" for name, _ in debs):
+        raise ComposeError(f"[{arch}] ca-certificates is locked but ships no certificate",
+                           "check the lock; the image would have no CA bundle")
     patterns: list[str] = []
     if prof.strip_defaults:
         patterns += assemble.DEFAULT_STRIP
@@ -88,7 +95,6 @@ def assemble_tree(prof: Profile, lock: Lock, arch: str, debs: list[tuple[str, de
     acc = effects.accounts(prof.users, prof.groups)
     effects.users_and_groups(tree, acc, epoch)
     report.no_copyright = effects.copyrights(tree, debs, epoch)
-    report.certificates = effects.ca_bundle(tree, epoch)
     effects.dpkg_status(tree, debs, epoch)
     effects.system_files(tree, prof.python_version, epoch)
 
