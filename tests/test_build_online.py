@@ -31,6 +31,7 @@ ctx = ssl.create_default_context()
 print(json.dumps({
     "certs": len(ctx.get_ca_certs()),
     "paris": str(zoneinfo.ZoneInfo("Europe/Paris")),
+    "eastern": str(zoneinfo.ZoneInfo("US/Eastern")),
     "uid": os.getuid(), "gid": os.getgid(),
     "sh": os.path.exists("/bin/sh"),
     "version": sys.version_info[:2],
@@ -165,7 +166,7 @@ def test_python_runs_amd64(env: dict[str, str], work: Path, lock: Path) -> None:
                           {"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
                            "LANG": "C.UTF-8"}))
     assert got["certs"] > 100
-    assert got["paris"] == "Europe/Paris"
+    assert got["paris"] == "Europe/Paris" and got["eastern"] == "US/Eastern"
     assert (got["uid"], got["gid"]) == (user["uid"], user["gid"])
     assert got["sh"] is False and not (rootfs / "bin" / "sh").exists()
     assert got["version"] == [3, 13] and got["machine"] == "x86_64"
