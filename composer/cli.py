@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -429,14 +432,25 @@ COMMANDS = {"audit": cmd_audit, "diff": cmd_diff, "lock": cmd_lock, "why": cmd_w
             "verify": cmd_verify}
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so temporary trees and partial outputs are cleaned."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 2
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error; keep Python quiet at exit.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ComposeError as exc:
         if args.debug:
             raise
@@ -455,5 +469,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0

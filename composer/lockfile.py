@@ -20,6 +20,7 @@ where the lock was made.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +150,11 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_AGAIN = "run `compose lock` to write it again"
+
+
 def loads(text: str, path: Path) -> Lock:
     try:
         data = tomllib.loads(text)
@@ -173,26 +179,57 @@ def loads(text: str, path: Path) -> Lock:
         for s in _get(data, "source", list, w)
     )
     packages = []
+    seen: set[tuple[str, str]] = set()
     for i, p in enumerate(_get(data, "package", list, w)):
+        if not isinstance(p, dict):
+            raise LockError(f"{w}: package {i + 1} is not a table", _AGAIN)
         pw = f"{w}: package {i + 1} ({p.get('name', '?')})"
-        packages.append(LockedPackage(
+        pkg = LockedPackage(
             name=_get(p, "name", str, pw), version=_get(p, "version", str, pw),
             architecture=_get(p, "architecture", str, pw),
-            deb_architecture=p.get("deb-architecture", p.get("architecture", "")),
+            deb_architecture=str(p.get("deb-architecture", p.get("architecture", ""))),
             archive=_get(p, "archive", str, pw), suite=_get(p, "suite", str, pw),
             filename=_get(p, "filename", str, pw), size=_get(p, "size", int, pw),
             sha256=_get(p, "sha256", str, pw), source=_get(p, "source", str, pw),
             source_version=_get(p, "source-version", str, pw), root=bool(p.get("root", False)),
             required_by=tuple(_get(p, "required-by", list, pw)),
-        ))
+        )
+        # Names and hashes become paths (cache entries, files in the image): only what
+        # Debian allows.
+        if not _NAME.fullmatch(pkg.name):
+            raise LockError(f"{pw}: {pkg.name!r} is not a Debian package name", _AGAIN)
+        if not _SHA256.fullmatch(pkg.sha256):
+            raise LockError(f"{pw}: sha256 {pkg.sha256!r} is not a sha256", _AGAIN)
+        if (".." in pkg.filename.split("/") or pkg.filename.startswith("/")
+                or not pkg.filename.endswith(".deb")):
+            raise LockError(f"{pw}: filename {pkg.filename!r} is not an archive path", _AGAIN)
+        if (pkg.architecture, pkg.name) in seen:
+            raise LockError(f"{pw}: {pkg.name} is locked twice for {pkg.architecture}", _AGAIN)
+        seen.add((pkg.architecture, pkg.name))
+        packages.append(pkg)
+    for s in sources:
+        if not _SHA256.fullmatch(s.release_sha256):
+            raise LockError(f"{w}: source {s.suite}: release-sha256 is not a sha256", _AGAIN)
+
+    def table(e: object, what: str) -> dict[str, Any]:
+        if not isinstance(e, dict):
+            raise LockError(f"{w}: a [[{what}]] entry is not a table", _AGAIN)
+        return e
+
+    providers = []
+    for e in _get(data, "provider", list, w) if "provider" in data else []:
+        t = table(e, "provider")
+        providers.append((_get(t, "architecture", str, w), _get(t, "virtual", str, w),
+                          _get(t, "provider", str, w), tuple(_get(t, "wanted-by", list, w))))
+    excluded = []
+    for e in _get(data, "excluded", list, w) if "excluded" in data else []:
+        t = table(e, "excluded")
+        excluded.append((_get(t, "architecture", str, w), _get(t, "name", str, w),
+                         tuple(_get(t, "wanted-by", list, w))))
     return Lock(
         profile=_get(data, "profile", str, w), fingerprint=_get(data, "fingerprint", str, w),
         architectures=tuple(_get(data, "architectures", list, w)), sources=sources,
-        packages=tuple(packages),
-        providers=tuple((e["architecture"], e["virtual"], e["provider"], tuple(e["wanted-by"]))
-                        for e in data.get("provider", [])),
-        excluded=tuple((e["architecture"], e["name"], tuple(e["wanted-by"]))
-                       for e in data.get("excluded", [])),
+        packages=tuple(packages), providers=tuple(providers), excluded=tuple(excluded),
         version=ver,
     )
 

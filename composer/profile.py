@@ -9,6 +9,7 @@ headers and assignments.
 from __future__ import annotations
 
 import difflib
+import posixpath
 import re
 import tomllib
 from collections.abc import Callable, Iterator
@@ -344,6 +345,12 @@ def _accounts(ck: _Checker, data: dict[str, Any]) -> tuple[tuple[UserSpec, ...],
         uid = ck.typed(u["uid"], int, (*where, "uid"), "a number")
         gid = ck.typed(u.get("gid", uid), int, (*where, "gid"), "a number")
         home = ck.typed(u.get("home", f"/home/{name}"), str, (*where, "home"), "an absolute path")
+        if not home.startswith("/") or posixpath.normpath(home) != home or "/../" in home + "/":
+            raise ck.fail((*where, "home"), f"{home!r} is not a plain absolute path",
+                          'like "/home/app"')
+        if not re.fullmatch(r"[a-z_][a-z0-9_-]*[$]?", name):
+            raise ck.fail((*where, "name"), f"{name!r} is not a user name",
+                          "lower-case letters, digits, '_' and '-'")
         shell = ck.typed(u.get("shell", "/sbin/nologin"), str, (*where, "shell"), "a path")
         users.append(UserSpec(name, uid, gid, home, shell))
     groups = []

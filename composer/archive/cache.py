@@ -29,6 +29,13 @@ def default_root(env: Mapping[str, str]) -> Path:
     return Path(base) / "compose"
 
 
+def _hex64(sha256: str) -> None:
+    """Cache names are sha256 digests: anything else is a bug that must not become a
+    path outside the cache."""
+    if len(sha256) != 64 or sha256.strip("0123456789abcdef"):
+        raise ValueError(f"not a sha256: {sha256!r}")
+
+
 class Cache:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -40,6 +47,7 @@ class Cache:
                               "set COMPOSE_CACHE_DIR to a writable directory") from exc
 
     def blob_path(self, sha256: str) -> Path:
+        _hex64(sha256)
         return self.root / "sha256" / sha256[:2] / sha256
 
     def has(self, sha256: str) -> bool:
@@ -83,21 +91,35 @@ class Cache:
         return digest
 
     def derived_path(self, sha256: str, kind: str) -> Path:
+        _hex64(sha256)
+        if not kind.replace("-", "").replace(".", "").isalnum():
+            raise ValueError(f"not a cache entry kind: {kind!r}")
         return self.root / "derived" / sha256[:2] / f"{sha256}.{kind}"
 
     def read_derived(self, sha256: str, kind: str) -> bytes | None:
-        """Data computed from a verified blob (such as a Packages scan), if present."""
+        """Data computed from a verified blob (a Packages scan, a repacked .deb, byte-code,
+        a compressed layer), if present and intact: each entry ends with the sha256 of
+        what precedes it, and an entry that does not match is removed, to be made again."""
+        path = self.derived_path(sha256, kind)
         try:
-            return self.derived_path(sha256, kind).read_bytes()
+            raw = path.read_bytes()
         except FileNotFoundError:
             return None
+        data, check = raw[:-32], raw[-32:]
+        if len(raw) < 32 or hashlib.sha256(data).digest() != check:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            return None
+        return data
 
     def write_derived(self, sha256: str, kind: str, data: bytes) -> None:
         dest = self.derived_path(sha256, kind)
         dest.parent.mkdir(parents=True, exist_ok=True)
         with self.incoming() as (f, tmp):
             f.write(data)
+            f.write(hashlib.sha256(data).digest())
             f.flush()
+            os.fsync(f.fileno())
             os.replace(tmp, dest)
 
     def state_path(self, key: str) -> Path:

@@ -92,12 +92,20 @@ class Tree:
         raise ComposeError(f"{where}: too many levels of symbolic links under /{path}")
 
     def add_dirs(self, path: str, mtime: int, package: str) -> None:
-        """The missing parents of ``path``, as directories 0755 root."""
+        """The missing parents of ``path``, as directories 0755 root; a parent that is
+        something other than a directory is an error."""
+        if path.startswith("/") or ".." in path.split("/") or "." in path.split("/"):
+            raise ComposeError(f"/{path}: not a plain path inside the image")
         parent = posixpath.dirname(path)
         missing = []
         while parent and parent not in self.entries:
             missing.append(parent)
             parent = posixpath.dirname(parent)
+        if parent and self.entries[parent].kind != DIR:
+            e = self.entries[parent]
+            raise ConflictError(f"/{path} would be inside /{parent}, a {e.kind}"
+                                + (f" of {e.package}" if e.package else ""),
+                                "exclude the package that ships it")
         for d in reversed(missing):
             self.entries[d] = Entry(d, DIR, 0o755, 0, 0, mtime=mtime, package=package)
 
@@ -166,6 +174,12 @@ def merge(tree: Tree, debs: Iterable[tuple[str, Deb]]) -> Tree:
                 tree.entries[path] = entry
             elif (m.kind == DIR and old.kind in (DIR, SYMLINK)) or _same(old, entry):
                 continue
+            elif old.kind == DIR or m.kind == DIR:
+                # dpkg never replaces a directory with something else, nor the reverse.
+                shipper = old.package or "compose's merged-/usr layout"
+                raise ConflictError(
+                    f"{name} ships /{path} as a {m.kind}, where {shipper} has a {old.kind}",
+                    f"exclude {name} or {shipper}: dpkg would refuse to unpack it")
             elif old.package in replaces[name]:
                 tree.entries[path] = entry
             elif name in replaces.get(old.package, set()):

@@ -318,19 +318,33 @@ def _swap_in(new: Path, out: Path) -> None:
     """Rename ``new`` to ``out``; a directory already at ``out`` is renamed aside first
     and removed once ``new`` is in place."""
     old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-        os.rename(out, old / out.name)
     try:
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.rename(out, old / out.name)
         os.rename(new, out)
     except BaseException:
-        if old:
+        # Interrupted or failed between the renames: the old layout goes back in place.
+        if old is not None and (old / out.name).exists() and not out.exists():
             os.rename(old / out.name, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         raise
     finally:
         _fsync_dir(out.parent)
     if old:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _is_docker_archive(path: Path) -> bool:
+    """Whether ``path`` is a tar holding manifest.json (a file compose may replace)."""
+    import tarfile
+
+    try:
+        with tarfile.open(path, "r:") as tar:
+            return any(m.name in ("manifest.json", "./manifest.json") for m in tar)
+    except (OSError, tarfile.TarError):
+        return False
 
 
 def write_docker_archive(out_file: Path, config: bytes, layers: Sequence[Layer],
@@ -352,6 +366,9 @@ def write_docker_archive(out_file: Path, config: bytes, layers: Sequence[Layer],
     if out_file.is_dir() or out_file.is_symlink():
         raise ComposeError(f"{out_file} is a directory or a symlink",
                            hint="give the path of the archive file to write")
+    if out_file.exists() and not _is_docker_archive(out_file):
+        raise ComposeError(f"{out_file} exists and is not a docker archive; refusing to "
+                           "replace it", hint="choose another output path or remove it")
     with _writing(out_file):
         out_file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{out_file.name}.", suffix=".new",
@@ -505,6 +522,9 @@ def first_difference(a_layout: Path, b_layout: Path) -> str | None:
         walk.document("index.json", walk.index["first"], walk.index["second"])
     except _Found as found:
         return str(found)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        # A layout whose JSON has the wrong shape: that is the difference.
+        return f"a layout's index or manifest is malformed ({type(exc).__name__}: {exc})"
     return None
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from composer import __version__, lockfile
 from composer import profile as profile_mod
-from composer.errors import LockError, ProfileError, StaleLock
+from composer.errors import ComposeError, LockError, ProfileError, StaleLock
 from composer.lockfile import Lock
 from composer.model import Profile
 
@@ -36,6 +36,8 @@ def default_lock_path(profile_path: Path, name: str) -> Path:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write a whole file or nothing: a temporary name in the same directory, then rename."""
+    if path.is_dir():
+        raise ComposeError(f"{path} is a directory", "give the path of the file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:

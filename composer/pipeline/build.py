@@ -91,10 +91,14 @@ def source_date_epoch(lk: Lock, env: Mapping[str, str]) -> int:
     ``Date`` among the lock's sources, so the same lock gives the same time any day."""
     if env.get("SOURCE_DATE_EPOCH"):
         try:
-            return int(env["SOURCE_DATE_EPOCH"])
+            value = int(env["SOURCE_DATE_EPOCH"])
         except ValueError:
             raise ComposeError(f"SOURCE_DATE_EPOCH={env['SOURCE_DATE_EPOCH']!r} is not a number",
                                "set it to seconds since 1970, or unset it") from None
+        if not 0 <= value < 8**11:  # what a tar header's mtime field holds
+            raise ComposeError(f"SOURCE_DATE_EPOCH={value} is out of range",
+                               f"give seconds since 1970, from 0 to {8**11 - 1}")
+        return value
     dates = []
     for s in lk.sources:
         try:
@@ -134,6 +138,8 @@ def _run_python(entries: Mapping[str, Entry], arch: str, shares: list[list[str]]
     from composer.pipeline import sandbox
 
     argv = [interpreter, *pycompile.FLAGS, "-c", pycompile.DRIVER]
+    if not shares:
+        return []
     with sandbox.tree_on_disk(entries, arch) as root, ThreadPoolExecutor(len(shares)) as pool:
         return list(pool.map(
             lambda share: sandbox.run(root, arch, argv, "\n".join(share).encode()), shares))
@@ -143,7 +149,7 @@ def _cached_blob(cache: Any, diff_id: str, method: str) -> bytes | None:
     """The compressed blob made earlier from the tar ``diff_id``, if it is still intact
     (its sha256 is kept beside it: a damaged cache entry is made again, not shipped)."""
     key = diff_id.removeprefix("sha256:")
-    kind = f"layer-{method}-{layer.DEFAULT_LEVEL[method]}"
+    kind = f"layer-{method}-{layer.DEFAULT_LEVEL[method]}-{_compressor(method)}"
     blob = cache.read_derived(key, kind)
     want = cache.read_derived(key, kind + ".sha256")
     if blob is None or want is None or oci.digest(blob).encode() != want:
@@ -153,7 +159,7 @@ def _cached_blob(cache: Any, diff_id: str, method: str) -> bytes | None:
 
 def _store_blob(cache: Any, lay: oci.Layer, method: str) -> None:
     key = lay.diff_id.removeprefix("sha256:")
-    kind = f"layer-{method}-{layer.DEFAULT_LEVEL[method]}"
+    kind = f"layer-{method}-{layer.DEFAULT_LEVEL[method]}-{_compressor(method)}"
     cache.write_derived(key, kind, lay.blob)
     cache.write_derived(key, kind + ".sha256", lay.descriptor.digest.encode())
 
@@ -183,6 +189,18 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
+def _compressor(method: str) -> str:
+    """The library whose bytes a compressed layer is: part of a cached blob's name, so
+    a new zlib or zstd makes layers anew instead of reusing the old library's bytes."""
+    if method == "gzip":
+        import zlib
+
+        return f"zlib-{zlib.ZLIB_RUNTIME_VERSION}"
+    import zstandard
+
+    return f"zstd-{zstandard.__version__}"
+
+
 def _memo_key(prof: Profile, lk: Lock, arch: str, epoch: int, method: str) -> str:
     """Everything a layer depends on: the packages, the profile's tree settings, the
     epoch, the compression and compose's code."""
@@ -194,7 +212,12 @@ def _memo_key(prof: Profile, lk: Lock, arch: str, epoch: int, method: str) -> st
         "python": [prof.python_version, prof.python_compile, prof.python_trim],
         "users": [[u.name, u.uid, u.gid, u.home, u.shell] for u in prof.users],
         "groups": prof.groups, "user": prof.image.user, "sbom": prof.image.sbom,
+        "compressor": _compressor(method),
     }
+    if prof.image.sbom:  # the SBOM in the image names all of these
+        inputs |= {"profile": prof.name, "fingerprint": lk.fingerprint,
+                   "sources": [dataclasses.astuple(x) for x in lk.sources],
+                   "locked": [dataclasses.astuple(p) for p in lk.for_arch(arch)]}
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
@@ -389,15 +412,15 @@ def verify(prof: Profile, lock_path: Path, against: Path | None, expect: str | N
     """Rebuild from the lock into a scratch directory and compare with an existing
     layout (blob by blob, naming the first differing file) and/or an expected digest.
     Returns the rebuild and the first difference (None when they agree)."""
+    if against is not None and not (against / "oci-layout").is_file():
+        raise ComposeError(f"{against} is not an OCI image layout",
+                           "build it with `compose build`, or name the layout with --image")
     with tempfile.TemporaryDirectory(prefix="compose-verify-") as tmp:
         rebuilt = build(prof, lock_path, Path(tmp) / "image", dataclasses.replace(opts, memo=False))
         problem = None
         if expect and rebuilt.digest != expect:
             problem = f"rebuilt digest {rebuilt.digest} is not the expected {expect}"
         if against is not None:
-            if not (against / "oci-layout").is_file():
-                raise ComposeError(f"{against} is not an OCI image layout",
-                                   "build it with `compose build`, or name the layout with --image")
             diff = oci.first_difference(against, Path(tmp) / "image")
             if diff:
                 problem = f"{problem}; " if problem else ""

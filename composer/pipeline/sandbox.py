@@ -3,8 +3,8 @@ from a package, and only to do what the package's maintainer scripts would have 
 (byte-compiling the standard library with the image's interpreter).
 
 The tree is written to a private temporary directory and the program runs there as its
-root, inside bubblewrap (or chroot when bubblewrap is missing and we are root), with an
-empty environment apart from a fixed locale, time zone and hash seed, so that nothing of
+root, inside bubblewrap (never a plain chroot, which would be no sandbox), with an empty
+environment apart from a fixed locale, time zone and hash seed, so that nothing of
 the host reaches its output. A foreign architecture runs under the host's static
 qemu-user, copied into the tree for the run.
 """
@@ -43,25 +43,46 @@ def native(arch: str) -> bool:
 def materialize(entries: Mapping[str, Entry], root: Path,
                 skip: Sequence[str] = ("usr/share/",)) -> None:
     """Write the tree below ``root`` (owned by the caller, writable): enough to run its
-    programs. Paths under ``skip`` are left out; ownership and setuid bits are not kept."""
+    programs. Paths under ``skip`` are left out; ownership and setuid bits are not kept.
+    Nothing is written through a symlink: every file's directory must be a real
+    directory below ``root``."""
+    base = root.resolve()
+    links = []
     for path in sorted(entries):
+        e = entries[path]
         if path.startswith(tuple(skip)):
             continue
-        e = entries[path]
         dest = root / path
+        if e.kind == HARDLINK:
+            links.append((dest, e))
+            continue
+        parent = dest.parent.resolve()
+        if parent != base and base not in parent.parents:
+            raise SandboxError(f"/{path} would be written outside the tree (through a symlink)")
         if e.kind == DIR:
+            if dest.is_symlink():
+                raise SandboxError(f"/{path} is both a directory and a symlink")
             dest.mkdir(mode=0o755, parents=True, exist_ok=True)
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
         if e.kind == FILE:
-            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(e.data)
             os.chmod(dest, (e.mode & 0o777) | 0o600)
         elif e.kind == SYMLINK:
             os.symlink(e.target, dest)
-        elif e.kind == HARDLINK:
-            os.link(root / e.target, dest)
+    # Hard links last, as copies: their targets may sort after them or be skipped.
+    for dest, e in links:
+        parent = dest.parent.resolve()
+        if parent != base and base not in parent.parents:
+            raise SandboxError(f"{dest} would be written outside the tree (through a symlink)")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        data = entries[e.target].data
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(dest, (entries[e.target].mode & 0o777) | 0o600)
 
 
 @contextlib.contextmanager
@@ -94,10 +115,9 @@ def run(root: Path, arch: str, argv: Sequence[str], stdin: bytes = b"",
             cmd += ["--setenv", k, v]
         cmd += inner
         env: dict[str, str] | None = None
-    elif os.geteuid() == 0 and shutil.which("chroot"):
-        cmd = ["chroot", str(root), *inner]
-        env = dict(FIXED_ENV)
     else:
+        # No fallback to chroot: as root it would run a package's code with the host's
+        # network and privileges, which is no sandbox.
         raise SandboxError("cannot run the image's programs: bubblewrap is not installed",
                            "install bubblewrap (apt-get install bubblewrap), or set "
                            "[python] compile = false in the profile")

@@ -116,6 +116,8 @@ def _compile(tree: assemble.Tree, version: str, lock: Lock, arch: str, epoch: in
     if interpreter.lstrip("/") not in tree.entries:
         return
     srcs = pycompile.sources(tree.entries, version)
+    if not srcs:
+        return
     identity = [arch, *sorted(p.sha256 for p in lock.for_arch(arch))]
     key = pycompile.key(identity, tree.entries, srcs)
     blob = cache.read_derived(key, "pyc") if reuse else None
