@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.online import PROFILE, ROOT, compose, env, lock, work  # noqa: F401 (fixtures)
+
 pytestmark = pytest.mark.network
 
-ROOT = Path(__file__).resolve().parent.parent
-PROFILE = ROOT / "profiles" / "py313.toml"
+
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 CHECK = """
@@ -44,32 +45,6 @@ print(json.dumps({
     "pyc": bool(sys.modules["json"].__cached__),
 }))
 """
-
-
-def compose(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "composer", *map(str, args)], env=env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("build")
-
-
-@pytest.fixture(scope="module")
-def env(work: Path) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_CACHE")}
-    e["COMPOSE_CACHE_DIR"] = str(work / "cache")
-    e["XDG_CONFIG_HOME"] = str(work / "config")
-    return e
-
-
-@pytest.fixture(scope="module")
-def lock(env: dict[str, str], work: Path) -> Path:
-    out = work / "py313.lock.toml"
-    r = compose(env, "lock", PROFILE, "-o", out, "-q")
-    assert r.returncode == 0, r.stderr
-    return out
 
 
 @pytest.fixture(scope="module")

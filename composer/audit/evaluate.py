@@ -15,7 +15,6 @@ from composer.audit import linkage, policy
 from composer.audit.report import (
     AuditedPackage,
     AuditReport,
-    LicenceUse,
     PackageLicences,
     ShippedFile,
 )
@@ -125,10 +124,8 @@ def licences(entries: Mapping[str, Entry], name: str, files: Sequence[ShippedFil
     paths = [f.path for f in files]
     elf = [f.path for f in files if f.kind == "file" and _is_elf(entries, f.path)]
     result = dep5.attribute(parsed, paths, elf, name)
-    uses = tuple(LicenceUse(u.patterns, u.expression, u.debian, u.files, u.how)
-                 for u in result.uses)
-    return PackageLicences(result.expression, result.ids, result.machine_readable, uses, path,
-                           result.notes, result.possible)
+    return PackageLicences(result.expression, result.ids, result.machine_readable,
+                           result.uses, path, result.notes, result.possible)
 
 
 def _is_elf(entries: Mapping[str, Entry], path: str) -> bool:

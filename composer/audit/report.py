@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# One Files paragraph of a copyright file and what of the package it covers: made by the
+# DEP-5 reader, carried here as it is.
+from composer.debian.copyright import LicenceUse as LicenceUse
+
 GPL_FAMILY = ("GPL-", "LGPL-", "AGPL-")
 """SPDX identifiers of the GNU copyleft family start with one of these."""
 
@@ -26,25 +30,6 @@ class ShippedFile:
     """``file`` or ``symlink`` (a symlink's sha256 is of its target string)."""
     sha1: str = ""
     """SPDX 2.3 requires a SHA1 for every file; "" when not computed."""
-
-
-@dataclass(frozen=True, slots=True)
-class LicenceUse:
-    """One Files paragraph of a copyright file, and what of the shipped package it
-    covers."""
-
-    patterns: tuple[str, ...]
-    """The paragraph's Files globs as written."""
-    expression: str
-    """SPDX licence expression (``GPL-3.0-or-later``, ``LGPL-2.1-or-later AND MIT``)."""
-    debian: str
-    """The License field as written (``GPL-3+``)."""
-    files: tuple[str, ...]
-    """Shipped tree paths it covers."""
-    how: str
-    """``all`` (``Files: *``), ``matched`` (globs matched shipped files), ``compiled``
-    (source files compiled into the package's ELF objects), ``unshipped`` (covers
-    nothing that ships: documentation, tests, build files)."""
 
 
 @dataclass(frozen=True, slots=True)
