@@ -56,6 +56,19 @@ class _Locator:
         k = re.escape(key)
         return re.compile(r"^\s*(?:" + k + r'|"' + k + r'"' + r"|'" + k + r"')\s*[=.]")
 
+    def exact(self, path: tuple[str | int, ...]) -> int | None:
+        """The line of ``path`` only when the text itself has that key or table."""
+        if not path:
+            return None
+        line = self.line(path)
+        if line is None:
+            return None
+        text = self.lines[line - 1]
+        key = path[-1]
+        if isinstance(key, int):
+            return line if self._HEADER.match(text) else None
+        return line if self._key_re(key).match(text) or key in text else None
+
     def line(self, path: tuple[str | int, ...]) -> int | None:
         """The line of ``path`` like ("source", 1, "suite") or ("packages", "include")."""
         table: list[str | int] = []
@@ -84,14 +97,25 @@ class _Locator:
 
 
 class _Checker:
-    def __init__(self, path: Path, text: str) -> None:
+    """Checks values and says where they are written: in the profile, or in a profile
+    it extends when the profile itself does not set them."""
+
+    def __init__(self, path: Path, text: str, bases: tuple[tuple[Path, str], ...] = ()) -> None:
         self.path = path
         self.loc = _Locator(text)
+        self.bases = [(p, _Locator(t)) for p, t in bases]
 
     def fail(self, where: tuple[str | int, ...], message: str, hint: str | None = None) -> ProfileError:
-        line = self.loc.line(where) if where else None
+        path, line = self.path, None
+        if where and self.bases and self.loc.exact(where) is None:
+            for base_path, loc in self.bases:
+                if loc.exact(where) is not None:
+                    path, line = base_path, loc.exact(where)
+                    break
+        if line is None and path == self.path:
+            line = self.loc.line(where) if where else None
         key = _dotted(where)
-        prefix = f"{self.path}:{line}" if line else str(self.path)
+        prefix = f"{path}:{line}" if line else str(path)
         return ProfileError(f"{prefix}: {key}: {message}" if key else f"{prefix}: {message}", hint)
 
     def keys(self, table: dict[str, Any], allowed: tuple[str, ...], where: tuple[str | int, ...]) -> None:
@@ -160,16 +184,78 @@ def load(path: Path) -> Profile:
     return parse(text, path)
 
 
-def parse(text: str, path: Path) -> Profile:
-    ck = _Checker(path, text)
+def _toml(text: str, path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
         at = f"{path}:{m.group(1)}" if m else str(path)
         raise ProfileError(f"{at}: not valid TOML: {re.sub(r' [(]at line.*', '', msg)}",
                            "see https://toml.io for the syntax") from exc
+
+
+MAX_EXTENDS = 8
+
+
+def _merge(base: Any, child: Any, ck: _Checker, where: tuple[str | int, ...]) -> Any:
+    """``child`` over ``base``: tables merge key by key; a list is replaced, or edited
+    with ``{ add = [...], remove = [...] }``; anything else is replaced."""
+    if isinstance(child, dict) and isinstance(base, dict):
+        out = dict(base)
+        for k, v in child.items():
+            out[k] = _merge(base.get(k), v, ck, (*where, k)) if k in base else _edit([], v, ck, (*where, k))
+        return out
+    return _edit(base, child, ck, where)
+
+
+def _edit(base: Any, child: Any, ck: _Checker, where: tuple[str | int, ...]) -> Any:
+    if not (isinstance(child, dict) and child and set(child) <= {"add", "remove"}):
+        return child
+    if base is None:
+        base = []
+    if not isinstance(base, list):
+        raise ck.fail(where, "add/remove needs a list to edit", "set the whole value instead")
+    add = ck.strings(child.get("add", []), (*where, "add"))
+    remove = ck.strings(child.get("remove", []), (*where, "remove"))
+    missing = [r for r in remove if r not in base]
+    if missing:
+        raise ck.fail((*where, "remove"), f"{missing[0]!r} is not in the profile extended",
+                      "remove only what the base profile lists")
+    return [x for x in base if x not in remove] + [x for x in add if x not in base]
+
+
+def _extended(text: str, path: Path, seen: tuple[Path, ...]
+              ) -> tuple[dict[str, Any], tuple[tuple[Path, str], ...]]:
+    """The profile's data with what it extends merged under it, and the texts of the
+    profiles extended (nearest first), for locating errors."""
+    data = _toml(text, path)
+    if "extends" not in data:
+        return data, ()
+    ck = _Checker(path, text)
+    ref = ck.typed(data.pop("extends"), str, ("extends",), 'a profile file, like "py313.toml"')
+    base_path = (path.parent / ref).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise ck.fail(("extends",), f"{ref} extends {path.name} again: a cycle",
+                      "a profile may extend another, never itself")
+    if len(seen) >= MAX_EXTENDS:
+        raise ck.fail(("extends",), "too many profiles extend each other", "flatten the chain")
+    try:
+        base_text = base_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ck.fail(("extends",), f"cannot read {ref}: {getattr(exc, 'strerror', exc)}",
+                      "give a path relative to this profile's directory") from None
+    base, more = _extended(base_text, base_path, (*seen, path.resolve()))
+    if "name" not in data:
+        raise ck.fail((), "a profile that extends another needs its own 'name'",
+                      'add for example name = "py313-nonroot"')
+    merged = _merge(base, data, ck, ())
+    return merged, ((base_path, base_text), *more)
+
+
+def parse(text: str, path: Path, _seen: tuple[Path, ...] = ()) -> Profile:
+    data, bases = _extended(text, path, _seen)
+    ck = _Checker(path, text, bases)
     ck.keys(data, _TOP_KEYS, ())
 
     name = ck.typed(data.get("name", path.stem), str, ("name",), "a string")

@@ -447,3 +447,70 @@ def test_latest_is_refused_as_a_tag() -> None:
     err = fails(edit('tags = ["py313", "3.13-debian13"]', 'tag = "latest"', IMAGE))
     assert err.message.startswith(f"{WHERE}:26: image.tag:") and "latest" in err.message
     assert err.hint and "3.13-debian13" in err.hint
+
+
+def _write(tmp: Path, name: str, text: str) -> Path:
+    p = tmp / name
+    p.write_text(text)
+    return p
+
+
+def test_extends_merges_tables_and_edits_lists(tmp_path: Path) -> None:
+    _write(tmp_path, "base.toml", IMAGE)
+    child = _write(tmp_path, "child.toml", """\
+extends = "base.toml"
+name = "t-compat"
+
+[packages]
+include.add = ["dash", "libc-bin"]
+include.remove = ["tzdata"]
+exclude = []
+
+[image]
+user = "nonroot"
+workdir = "/home/nonroot"
+tags = ["3.13-debian13-compat"]
+""")
+    p = load(child)
+    base = load(tmp_path / "base.toml")
+    assert p.name == "t-compat" and p.architectures == base.architectures
+    assert p.include == ("libc6", "dash", "libc-bin") and p.exclude == ()
+    assert p.image.user == "nonroot" and p.image.workdir == "/home/nonroot"
+    assert p.image.tags == ("3.13-debian13-compat",)
+    assert p.image.entrypoint == base.image.entrypoint and p.users == base.users
+    assert p.sources == base.sources
+    assert p.fingerprint() != base.fingerprint()
+
+
+def test_the_fingerprint_follows_the_base(tmp_path: Path) -> None:
+    base = _write(tmp_path, "base.toml", BASE)
+    child = _write(tmp_path, "child.toml", 'extends = "base.toml"\nname = "c"\n')
+    before = load(child).fingerprint()
+    base.write_text(edit('include = ["libc6", "tzdata"]', 'include = ["libc6"]'))
+    assert load(child).fingerprint() != before
+
+
+def test_extends_errors(tmp_path: Path) -> None:
+    _write(tmp_path, "bad-base.toml", edit('suite = "trixie"', "suite = 13"))
+    child = _write(tmp_path, "child.toml", 'extends = "bad-base.toml"\nname = "c"\n')
+    err = fails_load(child)
+    assert err.message.startswith(f"{tmp_path / 'bad-base.toml'}:7: source[1].suite"), err.message
+    loop = _write(tmp_path, "loop.toml", 'extends = "loop2.toml"\nname = "l"\n')
+    _write(tmp_path, "loop2.toml", 'extends = "loop.toml"\nname = "l2"\n')
+    assert "cycle" in fails_load(loop).message
+    nameless = _write(tmp_path, "nameless.toml", 'extends = "child.toml"\n')
+    assert "its own 'name'" in fails_load(nameless).message
+    missing = _write(tmp_path, "missing.toml", 'extends = "nope.toml"\nname = "m"\n')
+    err = fails_load(missing)
+    assert err.message.startswith(f"{missing}:1: extends: cannot read nope.toml"), err.message
+    _write(tmp_path, "base.toml", BASE)
+    wrong = _write(tmp_path, "wrong.toml",
+                   'extends = "base.toml"\nname = "w"\n[packages]\ninclude.remove = ["zsh"]\n')
+    err = fails_load(wrong)
+    assert err.message.startswith(f"{wrong}:4: packages.include.remove"), err.message
+
+
+def fails_load(path: Path) -> ProfileError:
+    with pytest.raises(ProfileError) as info:
+        load(path)
+    return info.value
