@@ -141,25 +141,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
                 report.append({"profile": prof.name, "lock": str(out), "fresh": False})
                 status = 1
             continue
-        before = None
-        if args.update:
-            from composer import lockfile
-
-            try:
-                before = lockfile.load(out)
-            except ComposeError:
-                before = None
-        outcome = pipeline.lock(prof, out, opts)
-        if args.update:
-            from composer import lockfile
-
-            changes = lockfile.diff(before, outcome.lock) if before else []
-            if before is None:
-                print(f"{prof.name}: no earlier lock to compare with", file=sys.stderr)
-            elif not changes:
-                print(f"{prof.name}: already at the newest packages", file=sys.stderr)
-            else:
-                print(_render_diff(changes), file=sys.stderr)
+        outcome = (_lock_and_show_changes(prof, out, opts) if args.update
+                   else pipeline.lock(prof, out, opts))
         counts = {a: len(outcome.lock.for_arch(a)) for a in prof.architectures}
         per = ", ".join(f"{a} {n}" for a, n in counts.items())
         verb = "wrote" if outcome.changed else "unchanged"
@@ -171,12 +154,44 @@ def cmd_lock(args: argparse.Namespace) -> int:
     return status
 
 
-def _lock_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _lock_and_show_changes(prof, out: Path, opts):  # type: ignore[no-untyped-def]
+    """``lock --update``: lock afresh and say what moved against the lock there was."""
     from composer import lockfile, pipeline
 
+    try:
+        before = lockfile.load(out)
+    except ComposeError:
+        before = None
+    outcome = pipeline.lock(prof, out, opts)
+    changes = lockfile.diff(before, outcome.lock) if before else []
+    if before is None:
+        print(f"{prof.name}: no earlier lock to compare with", file=sys.stderr)
+    elif not changes:
+        print(f"{prof.name}: already at the newest packages", file=sys.stderr)
+    else:
+        print(_render_diff(changes), file=sys.stderr)
+    return outcome
+
+
+def _profile_and_lock_path(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The profile named on the command line and its lock's path (``--lock`` or the
+    default beside ``profiles/``)."""
+    from composer import pipeline
+
     prof = pipeline.load_profile(args.profile)
-    path = args.lock or pipeline.default_lock_path(prof.path, prof.name)
+    return prof, args.lock or pipeline.default_lock_path(prof.path, prof.name)
+
+
+def _lock_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from composer import lockfile
+
+    prof, path = _profile_and_lock_path(args)
     return prof, lockfile.load(path)
+
+
+def _default_out(name: str, fmt: str) -> Path:
+    """Where ``build`` writes by default (and ``verify`` compares): ``out/NAME``."""
+    return Path("out") / (name + (".tar" if fmt == "docker-archive" else ""))
 
 
 def _render_diff(changes: list) -> str:  # type: ignore[type-arg]
@@ -308,33 +323,29 @@ def cmd_build(args: argparse.Namespace) -> int:
     from composer.pipeline import build as building
 
     opts = _build_opts(args)
-    if args.profiles:
-        profiles = [pipeline.load_profile(p) for p in args.profiles]
-    else:
-        profiles = [pipeline.load_profile(p) for p in pipeline.all_profiles(Path("profiles"))]
-        if args.locked:
-            profiles = [p for p in profiles
-                        if pipeline.default_lock_path(p.path, p.name).exists()]
-            if not profiles:
-                raise ComposeError("no profile in profiles/ has a lock",
-                                   "run `compose lock` first")
+    profiles = [pipeline.load_profile(p) for p in _profiles(args.profiles)]
+    if not args.profiles and args.locked:
+        profiles = [p for p in profiles if pipeline.default_lock_path(p.path, p.name).exists()]
+        if not profiles:
+            raise ComposeError("no profile in profiles/ has a lock", "run `compose lock` first")
     if (args.output or args.lock) and len(profiles) != 1:
         raise ComposeError("-o/--output and --lock need exactly one profile",
                            "name the profile to build")
     results = []
     for prof in profiles:
         lock_path = args.lock or pipeline.default_lock_path(prof.path, prof.name)
+        lk = None  # with --locked, build checks the lock itself
         if not args.locked:
             try:
-                pipeline.check(prof, lock_path)
+                lk = pipeline.check(prof, lock_path)
             except ComposeError as exc:
                 if exc.exit_code != 1:
                     raise
                 if not args.quiet:
                     print(f"{exc.message}; locking first", file=sys.stderr)
-                pipeline.lock(prof, lock_path, opts)
-        default = Path("out") / (prof.name + (".tar" if opts.format == "docker-archive" else ""))
-        outcome = building.build(prof, lock_path, args.output or default, opts)
+                lk = pipeline.lock(prof, lock_path, opts).lock
+        outcome = building.build(prof, lock_path, args.output or _default_out(prof.name, opts.format),
+                                 opts, lk)
         _say_built(outcome, args.quiet)
         results.append(outcome)
     if args.json:
@@ -346,15 +357,13 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from composer import pipeline
     from composer.pipeline import build as building
 
     opts = _build_opts(args)
-    prof = pipeline.load_profile(args.profile)
-    lock_path = args.lock or pipeline.default_lock_path(prof.path, prof.name)
+    prof, lock_path = _profile_and_lock_path(args)
     against = args.image
-    if against is None and (Path("out") / prof.name / "oci-layout").is_file():
-        against = Path("out") / prof.name
+    if against is None and (_default_out(prof.name, "oci") / "oci-layout").is_file():
+        against = _default_out(prof.name, "oci")
     if against is None and not args.expect:
         raise ComposeError("nothing to compare the rebuild with",
                            f"build it first (compose build --locked {args.profile}), "
@@ -385,8 +394,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from composer.pipeline import audit as auditing
 
     opts = _build_opts(args)
-    prof = pipeline.load_profile(args.profile)
-    lock_path = args.lock or pipeline.default_lock_path(prof.path, prof.name)
+    prof, lock_path = _profile_and_lock_path(args)
     outcome = auditing.audit(prof, lock_path, opts)
     reports = outcome.reports
     if args.sbom == "spdx":
@@ -418,13 +426,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(body)
         sys.stdout.flush()
     for r in reports:
-        try:
-            auditing.enforce(r)
-        except ComposeError as exc:
-            print(f"error: {exc.message}", file=sys.stderr)
-            if exc.hint:
-                print(f"hint: {exc.hint}", file=sys.stderr)
-            return exc.exit_code
+        auditing.enforce(r)  # after the output: the report explains the refusal
     return 0
 
 

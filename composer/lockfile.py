@@ -20,14 +20,13 @@ where the lock was made.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from composer.errors import LockError
-from composer.model import Profile, ReleaseRecord, Resolution
+from composer.model import PACKAGE_NAME, SHA256_HEX, Profile, ReleaseRecord, Resolution
 
 SCHEMA_VERSION = 1
 HEADER = (
@@ -150,8 +149,6 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
-_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _AGAIN = "run `compose lock` to write it again"
 
 
@@ -196,9 +193,9 @@ def loads(text: str, path: Path) -> Lock:
         )
         # Names and hashes become paths (cache entries, files in the image): only what
         # Debian allows.
-        if not _NAME.fullmatch(pkg.name):
+        if not PACKAGE_NAME.fullmatch(pkg.name):
             raise LockError(f"{pw}: {pkg.name!r} is not a Debian package name", _AGAIN)
-        if not _SHA256.fullmatch(pkg.sha256):
+        if not SHA256_HEX.fullmatch(pkg.sha256):
             raise LockError(f"{pw}: sha256 {pkg.sha256!r} is not a sha256", _AGAIN)
         if (".." in pkg.filename.split("/") or pkg.filename.startswith("/")
                 or not pkg.filename.endswith(".deb")):
@@ -208,7 +205,7 @@ def loads(text: str, path: Path) -> Lock:
         seen.add((pkg.architecture, pkg.name))
         packages.append(pkg)
     for s in sources:
-        if not _SHA256.fullmatch(s.release_sha256):
+        if not SHA256_HEX.fullmatch(s.release_sha256):
             raise LockError(f"{w}: source {s.suite}: release-sha256 is not a sha256", _AGAIN)
 
     def table(e: object, what: str) -> dict[str, Any]:

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+"""A Debian package name (Policy 5.6.1): what may become a path in a cache or an image."""
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+"""A sha256 as lower-case hex, as Release, Packages and locks write it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,3 +214,36 @@ class Entry:
     mtime: int = 0
     package: str = ""
     """The package that shipped it ("" for files compose generates)."""
+
+
+MAX_SYMLINKS = 40
+"""As the kernel's limit on symbolic links followed in one lookup."""
+
+
+def follow(entries: Mapping[str, Entry], path: str) -> str | None:
+    """``path`` (a tree path) with every symlink on the way, in its parents and at its
+    end, resolved inside the tree as the kernel would with the tree as root (``..``
+    stops at the root); None when it leads to nothing or loops."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    done: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        here = "/".join([*done, part])
+        e = entries.get(here)
+        if e is None:
+            return None
+        if e.kind == SYMLINK:
+            hops += 1
+            if hops > MAX_SYMLINKS:
+                return None
+            parts = [p for p in e.target.split("/") if p and p != "."] + parts
+            if e.target.startswith("/"):
+                done = []
+            continue
+        done.append(part)
+    return "/".join(done)

@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from composer.errors import ProfileError
-from composer.model import ImageSpec, Profile, SourceSpec, UserSpec
+from composer.model import PACKAGE_NAME, ImageSpec, Profile, SourceSpec, UserSpec
 
 ARCHITECTURES = (
     "amd64", "arm64", "armel", "armhf", "i386", "loong64", "mips64el", "ppc64el",
     "riscv64", "s390x",
 )
 SHIPPED_KEYRINGS = ("debian", "debian-12", "debian-13", "debian-14")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9.+-]+$")
 _PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _ARCHIVE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -204,7 +203,7 @@ def _merge(base: Any, child: Any, ck: _Checker, where: tuple[str | int, ...]) ->
     if isinstance(child, dict) and isinstance(base, dict):
         out = dict(base)
         for k, v in child.items():
-            out[k] = _merge(base.get(k), v, ck, (*where, k)) if k in base else _edit([], v, ck, (*where, k))
+            out[k] = _merge(base.get(k), v, ck, (*where, k))
         return out
     return _edit(base, child, ck, where)
 
@@ -212,8 +211,7 @@ def _merge(base: Any, child: Any, ck: _Checker, where: tuple[str | int, ...]) ->
 def _edit(base: Any, child: Any, ck: _Checker, where: tuple[str | int, ...]) -> Any:
     if not (isinstance(child, dict) and child and set(child) <= {"add", "remove"}):
         return child
-    if base is None:
-        base = []
+    base = [] if base is None else base  # nothing to edit: add to an empty list
     if not isinstance(base, list):
         raise ck.fail(where, "add/remove needs a list to edit", "set the whole value instead")
     add = ck.strings(child.get("add", []), (*where, "add"))
@@ -253,8 +251,8 @@ def _extended(text: str, path: Path, seen: tuple[Path, ...]
     return merged, ((base_path, base_text), *more)
 
 
-def parse(text: str, path: Path, _seen: tuple[Path, ...] = ()) -> Profile:
-    data, bases = _extended(text, path, _seen)
+def parse(text: str, path: Path) -> Profile:
+    data, bases = _extended(text, path, ())
     ck = _Checker(path, text, bases)
     ck.keys(data, _TOP_KEYS, ())
 
@@ -322,7 +320,7 @@ def parse(text: str, path: Path, _seen: tuple[Path, ...] = ()) -> Profile:
     ck.keys(pk, _PACKAGES_KEYS, ("packages",))
 
     def name_ok(n: str, where: tuple[str | int, ...]) -> None:
-        if not _NAME.match(n):
+        if not PACKAGE_NAME.fullmatch(n):
             raise ck.fail(where, f"{n!r} is not a Debian package name",
                           "package names are lower-case letters, digits and + - .")
 

@@ -32,3 +32,19 @@ def test_ca_bundle_is_the_certificates_in_path_order() -> None:
         tree.put(Entry(f"usr/share/ca-certificates/{name}", FILE, data=body))
     assert effects.ca_bundle(tree, 0) == 3
     assert tree.entries["etc/ssl/certs/ca-certificates.crt"].data == b"A\nB\nC\n"
+
+
+def test_follow_resolves_links_as_the_kernel_would() -> None:
+    from composer.model import DIR, SYMLINK, follow
+
+    entries = {p: Entry(p, DIR) for p in ("usr", "usr/share", "usr/share/doc", "usr/share/doc/bar")}
+    entries["usr/share/doc/bar/copyright"] = Entry("usr/share/doc/bar/copyright", FILE)
+    entries["usr/share/doc/foo"] = Entry("usr/share/doc/foo", SYMLINK,
+                                         target="../../../../usr/share/doc/bar")
+    entries["usr/share/doc/abs"] = Entry("usr/share/doc/abs", SYMLINK, target="/usr/share/doc/bar")
+    entries["usr/share/doc/loop"] = Entry("usr/share/doc/loop", SYMLINK, target="loop")
+    assert follow(entries, "usr/share/doc/foo/copyright") == "usr/share/doc/bar/copyright"
+    assert follow(entries, "usr/share/doc/abs/copyright") == "usr/share/doc/bar/copyright"
+    assert follow(entries, "usr/share/doc/foo/../bar/./copyright") == "usr/share/doc/bar/copyright"
+    assert follow(entries, "usr/share/doc/loop/x") is None
+    assert follow(entries, "usr/share/doc/nothing") is None

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from composer.errors import ConfigError
+from composer.model import SHA256_HEX
 
 
 def default_root(env: Mapping[str, str]) -> Path:
@@ -32,7 +33,7 @@ def default_root(env: Mapping[str, str]) -> Path:
 def _hex64(sha256: str) -> None:
     """Cache names are sha256 digests: anything else is a bug that must not become a
     path outside the cache."""
-    if len(sha256) != 64 or sha256.strip("0123456789abcdef"):
+    if not SHA256_HEX.fullmatch(sha256):
         raise ValueError(f"not a sha256: {sha256!r}")
 
 

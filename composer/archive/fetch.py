@@ -60,7 +60,7 @@ def _intact(cache: Cache, w: Wanted) -> bool:
     return False
 
 
-def fetch(http: Http | Callable[[], Http], cache: Cache, mirrors: Mirrors, wanted: Iterable[Wanted],
+def fetch(http: Callable[[], Http], cache: Cache, mirrors: Mirrors, wanted: Iterable[Wanted],
           progress: Callable[[Progress], None] = lambda _: None) -> dict[str, Path]:
     """Cache paths of every wanted .deb, by sha256, each checked against its size and
     sha256 whether it was cached or downloaded; raises on the first that cannot be had."""
@@ -78,7 +78,7 @@ def fetch(http: Http | Callable[[], Http], cache: Cache, mirrors: Mirrors, wante
         return paths
     progress(state)
 
-    client = http() if callable(http) and not isinstance(http, Http) else http
+    client = http()  # made only when something is missing
 
     def one(w: Wanted) -> Path:
         urls = [f"{base}/{w.filename}" for base in mirrors.find(w.archive).urls]

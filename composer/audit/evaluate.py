@@ -7,8 +7,7 @@ out.
 from __future__ import annotations
 
 import hashlib
-import posixpath
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from composer.audit import linkage, policy
@@ -19,9 +18,8 @@ from composer.audit.report import (
     ShippedFile,
 )
 from composer.debian import copyright as dep5
-from composer.model import FILE, HARDLINK, SYMLINK, Entry
-
-ELF_MAGIC = b"\x7fELF"
+from composer.elf import MAGIC as ELF_MAGIC
+from composer.model import FILE, HARDLINK, SYMLINK, Entry, follow
 
 
 class Locked(Protocol):
@@ -74,32 +72,6 @@ def shipped_files(entries: Mapping[str, Entry]) -> dict[str, list[ShippedFile]]:
     return out
 
 
-def follow(entries: Mapping[str, Entry], path: str, depth: int = 40) -> str | None:
-    """``path`` with every symlink on the way (parents and the last part) resolved
-    inside the tree; None when it leads nowhere or loops."""
-    parts = path.split("/")
-    done: list[str] = []
-    while parts:
-        if depth <= 0:
-            return None
-        part = parts.pop(0)
-        here = "/".join([*done, part])
-        e = entries.get(here)
-        if e is None:
-            return None
-        if e.kind == SYMLINK:
-            depth -= 1
-            base = [] if e.target.startswith("/") else done
-            target = posixpath.normpath("/".join([*base, e.target.lstrip("/")]))
-            if target.startswith(".."):
-                return None
-            parts = [p for p in target.split("/") if p and p != "."] + parts
-            done = []
-            continue
-        done.append(part)
-    return "/".join(done)
-
-
 def _copyright(entries: Mapping[str, Entry], name: str) -> tuple[str, bytes] | None:
     """The package's copyright file (compose has made every shipped package's
     copyright reachable, through a symlinked doc directory or not)."""
@@ -112,26 +84,20 @@ def _copyright(entries: Mapping[str, Entry], name: str) -> tuple[str, bytes] | N
     return (path, e.data) if e.kind == FILE else None
 
 
-def licences(entries: Mapping[str, Entry], name: str, files: Sequence[ShippedFile]
-             ) -> PackageLicences:
+def licences(entries: Mapping[str, Entry], name: str, files: Sequence[ShippedFile],
+             elf: Collection[str]) -> PackageLicences:
+    """The package's licences, attributed to its shipped ``files`` (``elf``: the ELF
+    objects among all shipped files)."""
     found = _copyright(entries, name)
     if found is None:
         return PackageLicences(policy.UNKNOWN, (policy.UNKNOWN,), False,
                                notes=(f"{name} ships no copyright file",))
     path, data = found
-    text = data.decode("utf-8", errors="replace")
-    parsed = dep5.parse(text, f"{name}: /{path}")
+    parsed = dep5.parse(data, f"{name}: /{path}")
     paths = [f.path for f in files]
-    elf = [f.path for f in files if f.kind == "file" and _is_elf(entries, f.path)]
-    result = dep5.attribute(parsed, paths, elf, name)
+    result = dep5.attribute(parsed, paths, [p for p in paths if p in elf], name)
     return PackageLicences(result.expression, result.ids, result.machine_readable,
                            result.uses, path, result.notes, result.possible)
-
-
-def _is_elf(entries: Mapping[str, Entry], path: str) -> bool:
-    e = entries[path]
-    data = entries[e.target].data if e.kind == HARDLINK else e.data
-    return data[:4] == ELF_MAGIC
 
 
 def evaluate(profile: str, arch: str, digest: str, epoch: int,
@@ -141,25 +107,24 @@ def evaluate(profile: str, arch: str, digest: str, epoch: int,
              why: Callable[[str], tuple[tuple[str, ...], ...]],
              sources: Sequence[tuple[str, str, str]] = ()) -> AuditReport:
     by_package = shipped_files(entries)
+    files_by_path = {}
+    symlinks = {}
+    owner = {}
+    for path, e in entries.items():
+        data = entries[e.target].data if e.kind == HARDLINK else e.data
+        if e.kind in (FILE, HARDLINK) and data[:4] == ELF_MAGIC:
+            files_by_path[path] = data
+        elif e.kind == SYMLINK:
+            symlinks[path] = e.target
+        if e.kind != "dir":
+            owner[path] = e.package
     audited = []
     for p in sorted(packages, key=lambda p: p.name):
         files = tuple(by_package.get(p.name, ()))
         audited.append(AuditedPackage(
             p.name, p.version, p.deb_architecture, p.source, p.source_version, p.sha256,
-            p.size, p.filename, p.archive, p.suite, files, licences(entries, p.name, files),
-            p.required_by))
-    files_by_path = {}
-    symlinks = {}
-    owner = {}
-    for path, e in entries.items():
-        if e.kind == FILE and e.data[:4] == ELF_MAGIC:
-            files_by_path[path] = e.data
-        elif e.kind == HARDLINK and entries[e.target].data[:4] == ELF_MAGIC:
-            files_by_path[path] = entries[e.target].data
-        elif e.kind == SYMLINK:
-            symlinks[path] = e.target
-        if e.kind != "dir":
-            owner[path] = e.package
+            p.size, p.filename, p.archive, p.suite, files,
+            licences(entries, p.name, files, files_by_path), p.required_by))
     links = tuple(linkage.resolve(files_by_path, symlinks, owner, cache, default_dirs))
     violations = policy.check(audited, deny, allow, why)
     return AuditReport(profile, arch, digest, epoch, tuple(audited), links, violations,

@@ -25,9 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from composer.audit.report import AuditedPackage, Violation
+from composer.debian import copyright as dep5
 from composer.errors import ComposeError
 
-UNKNOWN = "LicenseRef-unknown"
+UNKNOWN = dep5.UNKNOWN
 
 
 class PolicyError(ComposeError):
@@ -149,7 +150,8 @@ def check(packages: Sequence[AuditedPackage], deny: Sequence[str],
             hit = denied_by(term, deny)
             if hit:
                 found.append((term, f"{hit} (in source files that may be compiled in)"))
+        chains = why(pkg.name) if found else ()
         for term, pattern in dict.fromkeys(found):
-            out.append(Violation(pkg.name, term, pattern, lic.copyright_path,
-                                 why(pkg.name), reasons.get(pkg.name)))
+            out.append(Violation(pkg.name, term, pattern, lic.copyright_path, chains,
+                                 reasons.get(pkg.name)))
     return tuple(out)

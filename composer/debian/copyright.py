@@ -277,7 +277,6 @@ _EXCEPTIONS = {
 # Exceptions whose SPDX version follows the licence's: "GPL-3+ with GCC exception".
 _EXCEPTION_BY_GPL = {"gcc": {"3": "GCC-exception-3.1", "2": "GCC-exception-2.0"},
                      "autoconf": {"3": "Autoconf-exception-3.0", "2": "Autoconf-exception-2.0"}}
-_SPDX_EXCEPTIONS = frozenset(_EXCEPTIONS.values())
 
 _NOT_IDSTRING = re.compile(r"[^A-Za-z0-9.-]+")
 _OPERATORS = ("and", "or", "with", "and/or")
@@ -303,8 +302,6 @@ def _exception(keyword: str, base: _Node, notes: list[str]) -> _Node:
     if spdx_id is None and key in _EXCEPTION_BY_GPL and isinstance(base, _Term):
         m = re.match(r"(?:A|L)?GPL-(\d)", base.id)
         spdx_id = _EXCEPTION_BY_GPL[key].get(m.group(1)) if m else None
-    if spdx_id is None:
-        spdx_id = next((e for e in _SPDX_EXCEPTIONS if _exception_key(e) == key), None)
     if spdx_id is not None and isinstance(base, _Term) and base.exception is None:
         return _Term(base.id, spdx_id)
     ref = _ref(f"{keyword.strip()}-exception" if key else "exception")

@@ -37,8 +37,9 @@ import zstandard
 
 from composer.debian import deb822
 from composer.errors import FormatError
+from composer.model import DIR, FILE, HARDLINK, SYMLINK
 
-FILE, DIR, SYMLINK, HARDLINK = "file", "dir", "symlink", "hardlink"
+__all__ = ["DIR", "FILE", "HARDLINK", "SYMLINK", "Deb", "Member", "read", "repack"]
 
 DEFAULT_MAX_SIZE = 4 << 30
 """Uncompressed bytes (control.tar plus data.tar) one package may expand to."""

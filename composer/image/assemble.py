@@ -23,7 +23,7 @@ from composer.debian import relation
 from composer.debian.deb import Deb
 from composer.errors import ComposeError
 from composer.image.tree import DIR, FILE, HARDLINK, SYMLINK, Entry
-from composer.model import UserSpec
+from composer.model import follow
 
 MAX_LINK_DEPTH = 40
 
@@ -42,25 +42,6 @@ packages ship instead of a directory (it leads to the copyright they share)."""
 PYTHON_TRIM = ("idlelib", "ensurepip", "lib2to3", "tkinter", "turtledemo", "turtle.py")
 """Standard library parts a server never uses, left out as the distroless images do."""
 
-NSSWITCH = """\
-passwd:         files
-group:          files
-shadow:         files
-gshadow:        files
-hosts:          files dns
-networks:       files
-protocols:      files
-services:       files
-ethers:         files
-rpc:            files
-"""
-
-DEFAULT_USERS = (
-    UserSpec("root", 0, 0, "/root", "/sbin/nologin"),
-    UserSpec("nobody", 65534, 65534, "/nonexistent", "/sbin/nologin"),
-    UserSpec("nonroot", 65532, 65532, "/home/nonroot", "/sbin/nologin"),
-)
-DEFAULT_GROUPS = (("root", 0), ("nogroup", 65534), ("nonroot", 65532))
 
 
 class ConflictError(ComposeError):
@@ -112,19 +93,8 @@ class Tree:
     def lookup(self, path: str) -> Entry | None:
         """The entry at ``path`` after following symlinks (in the parents and at the end)
         inside the tree; None when it leads nowhere."""
-        for _ in range(MAX_LINK_DEPTH):
-            try:
-                path = self.resolve_parent(path, "lookup")
-            except ComposeError:
-                return None
-            e = self.entries.get(path)
-            if e is None or e.kind != SYMLINK:
-                return e
-            base = "" if e.target.startswith("/") else posixpath.dirname(path)
-            path = posixpath.normpath(posixpath.join(base, e.target.lstrip("/")))
-            if path.startswith(".."):
-                return None
-        return None
+        found = follow(self.entries, path)
+        return None if found is None else self.entries.get(found)
 
     def put(self, entry: Entry) -> None:
         """Add a file compose writes, where unpacking it would put it: through any
@@ -222,16 +192,23 @@ def glob(pattern: str) -> re.Pattern[str]:
     return re.compile(out + tail + r"\Z")
 
 
+def _any(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    """One regular expression matching a path when any of the globs does."""
+    parts = [glob(p).pattern for p in patterns]
+    return re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
+
+
 def strip(tree: Tree, patterns: Iterable[str], keep: Iterable[str] = ()) -> list[str]:
     """Remove what matches ``patterns`` (files, links, and directories left empty), never
     what matches ``keep`` or a package's copyright. Returns the removed paths, sorted."""
-    drop = [glob(p) for p in patterns]
-    if not drop:
+    drop = _any(patterns)
+    if drop is None:
         return []
-    hold = [glob(p) for p in (*KEEP_ALWAYS, *keep)]
+    hold = _any((*KEEP_ALWAYS, *keep))
+    assert hold is not None
 
     def dropped(path: str) -> bool:
-        return any(r.match(path) for r in drop) and not any(r.match(path) for r in hold)
+        return bool(drop.match(path)) and not hold.match(path)
 
     removed = [p for p, e in tree.entries.items() if e.kind != DIR and dropped(p)]
     gone = {p: tree.entries.pop(p) for p in removed}

@@ -12,9 +12,29 @@ from dataclasses import dataclass
 
 from composer.debian.deb import Deb
 from composer.errors import ComposeError
-from composer.image.assemble import DEFAULT_GROUPS, DEFAULT_USERS, NSSWITCH, Tree
+from composer.image.assemble import Tree
 from composer.image.tree import DIR, FILE, SYMLINK, Entry
 from composer.model import UserSpec
+
+NSSWITCH = """\
+passwd:         files
+group:          files
+shadow:         files
+gshadow:        files
+hosts:          files dns
+networks:       files
+protocols:      files
+services:       files
+ethers:         files
+rpc:            files
+"""
+
+DEFAULT_USERS = (
+    UserSpec("root", 0, 0, "/root", "/sbin/nologin"),
+    UserSpec("nobody", 65534, 65534, "/nonexistent", "/sbin/nologin"),
+    UserSpec("nonroot", 65532, 65532, "/home/nonroot", "/sbin/nologin"),
+)
+DEFAULT_GROUPS = (("root", 0), ("nogroup", 65534), ("nonroot", 65532))
 
 CA_SOURCE = "usr/share/ca-certificates/"
 CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
@@ -111,18 +131,17 @@ def copyrights(tree: Tree, debs: Iterable[tuple[str, Deb]], mtime: int) -> list[
     belongs to the source package, so the link is replaced by a directory holding the
     copyright of a shipped binary built from the same source. Returns the packages whose
     copyright still cannot be found (none of its source's binaries carries one)."""
+    source = {name: deb.control.get("Source", name).split(" ", 1)[0] for name, deb in debs}
     by_source: dict[str, list[str]] = {}
-    listed = sorted(debs, key=lambda nd: nd[0])
-    for name, deb in listed:
-        src = deb.control.get("Source", name).split(" ", 1)[0]
-        by_source.setdefault(src, []).append(name)
+    for name in sorted(source):
+        by_source.setdefault(source[name], []).append(name)
     missing = []
-    for name, deb in listed:
+    for name in sorted(source):
         path = f"usr/share/doc/{name}/copyright"
         found = tree.lookup(path)
         if found is not None and found.kind == FILE:
             continue
-        src = deb.control.get("Source", name).split(" ", 1)[0]
+        src = source[name]
         donor = None
         for sibling in by_source[src]:
             e = tree.lookup(f"usr/share/doc/{sibling}/copyright")

@@ -253,11 +253,11 @@ def link_changes(tree: Mapping[str, Entry], arch: str,
 
 
 def _scan(tree: Mapping[str, Entry], arch: str, generator: str | None) -> _Scan | None:
-    a = _arch(arch)
     if generator is None:
         generator = generator_of(tree)
         if generator is None:
-            return None
+            return None  # no glibc, whatever the architecture: nothing to write
+    a = _arch(arch)
     if glibc_version(generator) < (2, 36):
         raise ComposeError(
             f"ld.so.cache: {generator!r} is older than glibc 2.36",

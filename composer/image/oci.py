@@ -29,6 +29,7 @@ from typing import Any
 from composer.errors import ComposeError
 from composer.image.layer import GZIP, ZSTD, compress, decompress, tar_difference, tar_layer
 from composer.image.tree import DIR, FILE, Entry
+from composer.model import SHA256_HEX
 
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -224,7 +225,7 @@ def layout_index(manifests: Sequence[Descriptor], tags: Sequence[str],
 
 def _hex(d: str) -> str:
     algo, _, hexdigest = d.partition(":")
-    if algo != "sha256" or len(hexdigest) != 64 or hexdigest.strip("0123456789abcdef"):
+    if algo != "sha256" or not SHA256_HEX.fullmatch(hexdigest):
         raise ValueError(f"not a sha256 digest: {d!r}")
     return hexdigest
 

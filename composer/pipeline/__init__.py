@@ -19,12 +19,18 @@ from composer.lockfile import Lock
 from composer.model import Profile
 
 
+def _say(msg: str) -> None:
+    """One write per message: messages from parallel downloads never share a line."""
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
 @dataclass
 class Options:
     mirrors: tuple[str, ...] = ()
     allow_expired: bool = False
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    say: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr)
+    say: Callable[[str], None] = lambda msg: _say(msg)
 
 
 def default_lock_path(profile_path: Path, name: str) -> Path:
@@ -145,11 +151,13 @@ def lock_graph(lk: Lock, arch: str) -> Any:
     return g
 
 
-def why(lk: Lock, package: str, arch: str, limit: int = 50) -> list[list[tuple[str, str | None]]]:
-    """Every chain (up to ``limit``) from the profile's roots to ``package``."""
+def why(lk: Lock, package: str, arch: str, limit: int = 50,
+        graph: Any = None) -> list[list[tuple[str, str | None]]]:
+    """Every chain (up to ``limit``) from the profile's roots to ``package``; ``graph``
+    is ``lock_graph(lk, arch)`` when the caller has it already."""
     import networkx as nx
 
-    g = lock_graph(lk, arch)
+    g = lock_graph(lk, arch) if graph is None else graph
     if package not in g:
         import difflib
 

@@ -8,6 +8,7 @@ after stripping, so that licences are attributed to what actually ships.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,14 +18,23 @@ from composer.audit.report import AuditReport
 from composer.image import ldcache
 from composer.lockfile import Lock
 from composer.model import Profile
-from composer.pipeline import why
-from composer.pipeline.build import BuildOptions, _image_digest, arch_image, prepare
-from composer.pipeline.tree import BuiltTree
+from composer.pipeline import lock_graph, why
+from composer.pipeline.build import (
+    BuildOptions,
+    _run_python,
+    arch_image,
+    image_digest,
+    prepare,
+)
+from composer.pipeline.tree import BuiltTree, assemble_tree, read_debs
 
 
-def _why(lk: Lock, arch: str) -> object:
+def _why(lk: Lock, arch: str) -> Callable[[str], tuple[tuple[str, ...], ...]]:
+    graph = lock_graph(lk, arch)  # once, for every package the policy asks about
+
     def chains(name: str) -> tuple[tuple[str, ...], ...]:
-        return tuple(tuple(n for n, _ in chain) for chain in why(lk, name, arch, limit=5))
+        return tuple(tuple(n for n, _ in chain)
+                     for chain in why(lk, name, arch, limit=5, graph=graph))
     return chains
 
 
@@ -32,19 +42,16 @@ def evaluate_tree(prof: Profile, lk: Lock, arch: str, built: BuiltTree, digest: 
                   epoch: int) -> AuditReport:
     entries = built.entries
     spec = ldcache.ARCHES.get(arch)
-    cache: list[tuple[str, str]] = []
-    default_dirs: tuple[str, ...] = ()
-    if spec is not None:
-        default_dirs = spec.system_dirs
-        generator = ldcache.generator_of(entries)
-        if generator is not None:  # no glibc: no cache, as ld.so would see it
-            cache = [(e.key.decode(), e.path.decode())
-                     for e in ldcache.entries(entries, arch, generator) if e.hwcaps is None]
+    default_dirs = spec.system_dirs if spec is not None else ()
+    # The cache the image ships (none without glibc), as its ld.so reads it.
+    shipped = entries.get("etc/ld.so.cache")
+    cache = [(e.key.decode(), e.path.decode())
+             for e in (ldcache.parse(shipped.data)[0] if shipped is not None else [])
+             if e.hwcaps is None]
     sources = tuple((s.archive, s.suite, s.release_sha256) for s in lk.sources)
     return evaluate(prof.name, arch, digest, epoch, lk.for_arch(arch), entries, cache,
                     default_dirs, prof.policy_deny, prof.policy_allow,
-                    _why(lk, arch),  # type: ignore[arg-type]
-                    sources)
+                    _why(lk, arch), sources)
 
 
 def enforce(report: AuditReport) -> None:
@@ -71,13 +78,15 @@ def enforce(report: AuditReport) -> None:
 
 def gate_lock(prof: Profile, lk: Lock, opts: BuildOptions) -> None:
     """The policy applied to a lock before it is written: its .debs are fetched and the
-    tree assembled (without byte-compiling, which licences do not depend on)."""
+    tree assembled (without byte-compiling, which licences do not depend on; no layer
+    is made)."""
     quick = dataclasses.replace(prof, python_compile=False)
     prep = prepare(quick, Path("(new lock)"), opts, lock=lk)
     for arch in prep.archs:
-        image = arch_image(quick, prep, arch, opts, keep_tree=True)
-        assert image.built is not None
-        enforce(evaluate_tree(quick, lk, arch, image.built, "", prep.epoch))
+        debs = read_debs(lk.for_arch(arch), prep.paths, prep.cache, opts.workers)
+        built = assemble_tree(quick, lk, arch, debs, prep.epoch, prep.cache, _run_python,
+                              opts.workers)
+        enforce(evaluate_tree(quick, lk, arch, built, "", prep.epoch))
 
 
 @dataclass(frozen=True)
@@ -88,19 +97,13 @@ class AuditOutcome:
 
 def audit(prof: Profile, lock_path: Path, opts: BuildOptions) -> AuditOutcome:
     """Every architecture's report; the image digest is the one ``build`` prints."""
-    from composer.image import oci
-
     prep = prepare(prof, lock_path, opts)
     reports = []
     manifests = []
-    blobs: dict[str, bytes] = {}
     for arch in prep.archs:
         image = arch_image(prof, prep, arch, opts, keep_tree=True)
         assert image.built is not None
         manifests.append(image.manifest)
-        blobs |= image.blobs
         reports.append(evaluate_tree(prof, prep.lock, arch, image.built,
                                      image.manifest.digest, prep.epoch))
-    if len(manifests) > 1:
-        oci.layout_index(manifests, (), blobs)  # adds the image index blob
-    return AuditOutcome(tuple(reports), _image_digest(manifests, blobs))
+    return AuditOutcome(tuple(reports), image_digest(manifests))

@@ -10,6 +10,7 @@ the image is ``SOURCE_DATE_EPOCH``: by default the newest Release date in the lo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -18,21 +19,25 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from composer.errors import ComposeError, LockError
+from composer.debian.release import parse_date
+from composer.errors import ComposeError, FormatError, LockError
 from composer.image import layer, oci, pycompile
+from composer.image.effects import CA_BUNDLE
 from composer.image.tree import Entry
 from composer.lockfile import Lock
+
+if TYPE_CHECKING:
+    from composer.audit.report import AuditReport
 from composer.model import Profile
 from composer.pipeline import Options, check
 from composer.pipeline.tree import BuiltTree, TreeReport, assemble_tree, read_debs
 
 FORMATS = ("oci", "docker-archive")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-SSL_CERT_FILE = "/etc/ssl/certs/ca-certificates.crt"
+SSL_CERT_FILE = "/" + CA_BUNDLE
 
 
 @dataclass
@@ -81,6 +86,7 @@ class BuildOutcome:
                          "layer_reused": a.layer_reused, "files": a.report.files,
                          "packages": a.report.packages, "compiled": a.report.compiled,
                          "certificates": a.report.certificates,
+                         "not_compiled": a.report.not_compiled,
                          "no_copyright": a.report.no_copyright}
                 for a in self.archs},
         }
@@ -102,8 +108,8 @@ def source_date_epoch(lk: Lock, env: Mapping[str, str]) -> int:
     dates = []
     for s in lk.sources:
         try:
-            dates.append(int(parsedate_to_datetime(s.date).timestamp()))
-        except (TypeError, ValueError):
+            dates.append(int(parse_date(s.date, "Date").timestamp()))
+        except FormatError:
             raise LockError(f"lock source {s.suite}: unreadable date {s.date!r}",
                             "lock again with `compose lock`") from None
     if not dates:
@@ -134,10 +140,9 @@ def labels(prof: Profile, epoch: int) -> tuple[tuple[str, str], ...]:
 
 
 def _run_python(entries: Mapping[str, Entry], arch: str, shares: list[list[str]],
-                interpreter: str) -> list[bytes]:
+                argv: list[str]) -> list[bytes]:
     from composer.pipeline import sandbox
 
-    argv = [interpreter, *pycompile.FLAGS, "-c", pycompile.DRIVER]
     if not shares:
         return []
     with sandbox.tree_on_disk(entries, arch) as root, ThreadPoolExecutor(len(shares)) as pool:
@@ -145,23 +150,15 @@ def _run_python(entries: Mapping[str, Entry], arch: str, shares: list[list[str]]
             lambda share: sandbox.run(root, arch, argv, "\n".join(share).encode()), shares))
 
 
+def _blob_kind(method: str) -> str:
+    """The cache kind of compressed layers: named by method, level and library."""
+    return f"layer-{method}-{layer.DEFAULT_LEVEL[method]}-{_compressor(method)}"
+
+
 def _cached_blob(cache: Any, diff_id: str, method: str) -> bytes | None:
     """The compressed blob made earlier from the tar ``diff_id``, if it is still intact
-    (its sha256 is kept beside it: a damaged cache entry is made again, not shipped)."""
-    key = diff_id.removeprefix("sha256:")
-    kind = f"layer-{method}-{layer.DEFAULT_LEVEL[method]}-{_compressor(method)}"
-    blob = cache.read_derived(key, kind)
-    want = cache.read_derived(key, kind + ".sha256")
-    if blob is None or want is None or oci.digest(blob).encode() != want:
-        return None
-    return blob  # type: ignore[no-any-return]
-
-
-def _store_blob(cache: Any, lay: oci.Layer, method: str) -> None:
-    key = lay.diff_id.removeprefix("sha256:")
-    kind = f"layer-{method}-{layer.DEFAULT_LEVEL[method]}-{_compressor(method)}"
-    cache.write_derived(key, kind, lay.blob)
-    cache.write_derived(key, kind + ".sha256", lay.descriptor.digest.encode())
+    (the cache checks every derived entry: a damaged one is made again, not shipped)."""
+    return cache.read_derived(diff_id.removeprefix("sha256:"), _blob_kind(method))  # type: ignore[no-any-return]
 
 
 def _layer(built: BuiltTree, epoch: int, method: str, workers: int, cache: Any,
@@ -176,10 +173,11 @@ def _layer(built: BuiltTree, epoch: int, method: str, workers: int, cache: Any,
         blob = layer.compress(raw, method, None, workers)
     lay = oci.Layer(blob, diff_id, oci.LAYER_MEDIA[method])
     if not reused:
-        _store_blob(cache, lay, method)
+        cache.write_derived(diff_id.removeprefix("sha256:"), _blob_kind(method), blob)
     return lay, len(raw), reused
 
 
+@functools.cache
 def _code_digest() -> str:
     """A digest of compose's own code: a layer memo never outlives a change to it."""
     h = hashlib.sha256()
@@ -287,6 +285,8 @@ class ArchImage:
     result: ArchResult
     built: BuiltTree | None
     """The tree, when it was assembled (not when the memo answered)."""
+    audited: AuditReport | None = None
+    """The audit of the tree, when the build made one (for the SBOM it carries)."""
 
 
 def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
@@ -298,6 +298,7 @@ def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
     key = _memo_key(prof, lk, arch, epoch, method)
     found = _remembered(cache, key, method) if opts.memo and not keep_tree else None
     built = None
+    audited = None
     if found:
         lay, usize, user, report = found
         reused = True
@@ -306,7 +307,7 @@ def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
         built = assemble_tree(prof, lk, arch, debs, epoch, cache, _run_python, opts.workers,
                               opts.memo)
         if prof.image.sbom:
-            built = _with_sbom(prof, lk, arch, built, epoch)
+            built, audited = _with_sbom(prof, lk, arch, built, epoch)
         lay, usize, reused = _layer(built, epoch, method, opts.workers, cache, opts.memo)
         user, report = built.user, built.report
         cache.write_derived(key, "layer-memo", json.dumps({
@@ -322,16 +323,18 @@ def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
     config_bytes = config.to_json()
     result = ArchResult(arch, desc.digest, oci.digest(config_bytes), lay.descriptor.digest,
                         lay.diff_id, len(lay.blob), usize, reused, report)
-    return ArchImage(desc, arch_blobs, lay, config_bytes, result, built)
+    return ArchImage(desc, arch_blobs, lay, config_bytes, result, built, audited)
 
 
 SBOM_DIR = "usr/share/sbom"
 
 
-def _with_sbom(prof: Profile, lk: Lock, arch: str, built: BuiltTree, epoch: int) -> BuiltTree:
+def _with_sbom(prof: Profile, lk: Lock, arch: str, built: BuiltTree, epoch: int
+               ) -> tuple[BuiltTree, AuditReport]:
     """The tree with its own SBOM in ``/usr/share/sbom/``: the packages and files of
     the tree as it is before the SBOM is added. An image cannot name its own digest, so
-    the document names the lock's fingerprint in its place."""
+    the document names the lock's fingerprint in its place. Also returns the audit the
+    SBOM was made from (the policy gate reads it: the SBOM file changes no licence)."""
     from composer.audit import sbom
     from composer.pipeline.audit import evaluate_tree
 
@@ -345,65 +348,58 @@ def _with_sbom(prof: Profile, lk: Lock, arch: str, built: BuiltTree, epoch: int)
     for d in ("usr/share", SBOM_DIR):
         entries.setdefault(d, Entry(d, "dir", 0o755, mtime=epoch))
     entries[path] = Entry(path, "file", 0o644, data=data, mtime=epoch)
-    return dataclasses.replace(built, entries=entries)
+    return dataclasses.replace(built, entries=entries), report
 
 
-def build(prof: Profile, lock_path: Path, out: Path, opts: BuildOptions) -> BuildOutcome:
+def build(prof: Profile, lock_path: Path, out: Path, opts: BuildOptions,
+          lock: Lock | None = None) -> BuildOutcome:
+    """Build the image of the lock at ``lock_path`` (or of ``lock``, already checked)."""
     started = time.monotonic()
     if opts.format not in FORMATS:
         raise ComposeError(f"unknown format {opts.format!r}", f"use one of {', '.join(FORMATS)}")
-    prep = prepare(prof, lock_path, opts)
-    lk, epoch = prep.lock, prep.epoch
-    results: list[ArchResult] = []
-    manifests: list[oci.Descriptor] = []
-    blobs: dict[str, bytes] = {}
-    layers_by_arch: dict[str, tuple[oci.Layer, bytes]] = {}
+    prep = prepare(prof, lock_path, opts, lock)
     gated = bool(prof.policy_deny or prof.policy_allow)
+    images = []
     for arch in prep.archs:
         image = arch_image(prof, prep, arch, opts, keep_tree=gated)
         if gated:
             from composer.pipeline.audit import enforce, evaluate_tree
 
             assert image.built is not None
-            enforce(evaluate_tree(prof, lk, arch, image.built, image.manifest.digest, epoch))
-        manifests.append(image.manifest)
-        blobs |= image.blobs
-        layers_by_arch[arch] = (image.layer, image.config)
-        results.append(image.result)
+            enforce(image.audited or evaluate_tree(prof, prep.lock, arch, image.built,
+                                                   image.manifest.digest, prep.epoch))
+        images.append(image)
 
+    manifests = [i.manifest for i in images]
+    digest = image_digest(manifests)
     tags = prof.image.tags or (prof.name,)
     if opts.format == "oci":
-        index = oci.layout_index(manifests, tags, blobs)
-        digest = _image_digest(manifests, blobs)
-        oci.write_layout(out, index, blobs)
+        blobs = {d: b for i in images for d, b in i.blobs.items()}
+        oci.write_layout(out, oci.layout_index(manifests, tags, blobs), blobs)
     else:
-        lay, config_bytes = layers_by_arch[prep.archs[0]]
         repo_tags = [f"{prof.name}:{t}" if ":" not in t else t for t in tags]
-        oci.write_docker_archive(out, config_bytes, [lay], repo_tags)
-        digest = manifests[0].digest
-    return BuildOutcome(digest, out, opts.format, epoch, tuple(results),
+        oci.write_docker_archive(out, images[0].config, [images[0].layer], repo_tags)
+    return BuildOutcome(digest, out, opts.format, prep.epoch, tuple(i.result for i in images),
                         time.monotonic() - started)
 
 
-def _image_digest(manifests: list[oci.Descriptor], blobs: Mapping[str, bytes]) -> str:
+def image_digest(manifests: list[oci.Descriptor]) -> str:
     """The digest a registry would give the image: the manifest's for one architecture,
-    the image index's for several."""
-    if len(manifests) == 1:
-        return manifests[0].digest
-    nested = oci.index_json(manifests)
-    assert oci.digest(nested) in blobs
-    return oci.digest(nested)
+    the image index's (as ``oci.layout_index`` writes it) for several."""
+    return manifests[0].digest if len(manifests) == 1 else oci.digest(oci.index_json(manifests))
 
 
 def _docker_arch(lk: Lock, wanted: str | None) -> str:
     import platform
+
+    from composer.pipeline.sandbox import NATIVE
 
     if wanted:
         if wanted not in lk.architectures:
             raise ComposeError(f"the lock has no {wanted} packages",
                                f"choose one of {', '.join(lk.architectures)}")
         return wanted
-    host = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine())
+    host = NATIVE.get(platform.machine(), ("",))[0]
     return host if host in lk.architectures else lk.architectures[0]
 
 

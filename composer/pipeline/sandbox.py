@@ -40,49 +40,51 @@ def native(arch: str) -> bool:
     return arch in NATIVE.get(platform.machine(), ())
 
 
+def _inside(base: Path, dest: Path) -> None:
+    """Refuse a destination whose directory, symlinks resolved, is not below ``base``."""
+    parent = dest.parent.resolve()
+    if parent != base and base not in parent.parents:
+        raise SandboxError(f"{dest} would be written outside the tree (through a symlink)")
+
+
+def _write(dest: Path, data: bytes, mode: int) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(dest, (mode & 0o777) | 0o600)
+
+
 def materialize(entries: Mapping[str, Entry], root: Path,
                 skip: Sequence[str] = ("usr/share/",)) -> None:
     """Write the tree below ``root`` (owned by the caller, writable): enough to run its
     programs. Paths under ``skip`` are left out; ownership and setuid bits are not kept.
     Nothing is written through a symlink: every file's directory must be a real
-    directory below ``root``."""
+    directory below ``root``. Hard links are written last, as copies: their targets may
+    sort after them or be skipped."""
     base = root.resolve()
     links = []
     for path in sorted(entries):
-        e = entries[path]
         if path.startswith(tuple(skip)):
             continue
+        e = entries[path]
         dest = root / path
         if e.kind == HARDLINK:
-            links.append((dest, e))
+            links.append((dest, entries[e.target]))
             continue
-        parent = dest.parent.resolve()
-        if parent != base and base not in parent.parents:
-            raise SandboxError(f"/{path} would be written outside the tree (through a symlink)")
+        _inside(base, dest)
         if e.kind == DIR:
             if dest.is_symlink():
                 raise SandboxError(f"/{path} is both a directory and a symlink")
             dest.mkdir(mode=0o755, parents=True, exist_ok=True)
-            continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if e.kind == FILE:
-            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(e.data)
-            os.chmod(dest, (e.mode & 0o777) | 0o600)
+        elif e.kind == FILE:
+            _write(dest, e.data, e.mode)
         elif e.kind == SYMLINK:
+            dest.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(e.target, dest)
-    # Hard links last, as copies: their targets may sort after them or be skipped.
-    for dest, e in links:
-        parent = dest.parent.resolve()
-        if parent != base and base not in parent.parents:
-            raise SandboxError(f"{dest} would be written outside the tree (through a symlink)")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        data = entries[e.target].data
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(dest, (entries[e.target].mode & 0o777) | 0o600)
+    for dest, target in links:
+        _inside(base, dest)
+        _write(dest, target.data, target.mode)
 
 
 @contextlib.contextmanager
@@ -108,22 +110,20 @@ def run(root: Path, arch: str, argv: Sequence[str], stdin: bytes = b"",
     SandboxError with its stderr."""
     inner = list(argv) if native(arch) else ["/.qemu", *argv]
     bwrap = shutil.which("bwrap")
-    if bwrap:
-        cmd = [bwrap, "--bind", str(root), "/", "--proc", "/proc", "--dev", "/dev",
-               "--unshare-all", "--die-with-parent", "--clearenv", "--chdir", "/"]
-        for k, v in FIXED_ENV.items():
-            cmd += ["--setenv", k, v]
-        cmd += inner
-        env: dict[str, str] | None = None
-    else:
+    if not bwrap:
         # No fallback to chroot: as root it would run a package's code with the host's
         # network and privileges, which is no sandbox.
         raise SandboxError("cannot run the image's programs: bubblewrap is not installed",
                            "install bubblewrap (apt-get install bubblewrap), or set "
                            "[python] compile = false in the profile")
+    cmd = [bwrap, "--bind", str(root), "/", "--proc", "/proc", "--dev", "/dev",
+           "--unshare-all", "--die-with-parent", "--clearenv", "--chdir", "/"]
+    for k, v in FIXED_ENV.items():
+        cmd += ["--setenv", k, v]
+    cmd += inner
     try:
         done = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout,
-                              env=env, check=False)
+                              check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SandboxError(f"cannot run {argv[0]} of the image: {exc}") from exc
     if done.returncode != 0:

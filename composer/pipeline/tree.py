@@ -6,7 +6,6 @@ resolution.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,12 +25,10 @@ class TreeReport:
     arch: str
     packages: int = 0
     files: int = 0
-    stripped: int = 0
     certificates: int = 0
     compiled: int = 0
-    compile_cached: bool = False
     not_compiled: list[str] = field(default_factory=list)
-    ldcache: bool = False
+    """Sources the image's interpreter would not compile (reported, not shipped as .pyc)."""
     no_copyright: list[str] = field(default_factory=list)
 
 
@@ -47,26 +44,24 @@ class BuiltTree:
 def read_debs(pkgs: list[LockedPackage], paths: Mapping[str, Path], cache: Cache,
               workers: int, reuse: bool = True) -> list[tuple[str, debfmt.Deb]]:
     """Every locked package read from the cache, in parallel (decompression releases the
-    GIL). The cache holds only verified bytes, so no hash is computed again here. The
-    first read keeps a zstd copy of the package beside it, which later builds read
-    instead (xz is most of the time of reading a package)."""
+    GIL). The cache holds only verified bytes, so no hash is computed again here. A
+    package is decompressed once, into a zstd copy kept beside it, which this and later
+    builds read (xz is most of the time of reading a package)."""
     def one(p: LockedPackage) -> tuple[str, debfmt.Deb]:
         where = f"{p.name} {p.version} {p.architecture}"
         fast = cache.read_derived(p.sha256, "deb-zst") if reuse else None
-        if fast is not None:
-            return p.name, debfmt.read(fast, where)
-        data = paths[p.sha256].read_bytes()
-        deb = debfmt.read(data, where)
-        cache.write_derived(p.sha256, "deb-zst", debfmt.repack(data, where))
-        return p.name, deb
+        if fast is None:
+            fast = debfmt.repack(paths[p.sha256].read_bytes(), where)
+            cache.write_derived(p.sha256, "deb-zst", fast)
+        return p.name, debfmt.read(fast, where)
 
     biggest_first = sorted(pkgs, key=lambda p: -p.size)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return list(pool.map(one, biggest_first))
 
 
-RunPython = Callable[[Mapping[str, Entry], str, list[list[str]], str], list[bytes]]
-"""(tree, arch, shares of source paths, interpreter) -> the driver's output per share."""
+RunPython = Callable[[Mapping[str, Entry], str, list[list[str]], list[str]], list[bytes]]
+"""(tree, arch, shares of source paths, argv) -> the driver's output per share."""
 
 
 def assemble_tree(prof: Profile, lock: Lock, arch: str, debs: list[tuple[str, debfmt.Deb]],
@@ -90,7 +85,7 @@ def assemble_tree(prof: Profile, lock: Lock, arch: str, debs: list[tuple[str, de
     if prof.python_version and prof.python_trim:
         patterns += assemble.python_trim(prof.python_version)
     patterns += prof.strip
-    report.stripped = len(assemble.strip(tree, patterns, prof.keep))
+    assemble.strip(tree, patterns, prof.keep)
 
     acc = effects.accounts(prof.users, prof.groups)
     effects.users_and_groups(tree, acc, epoch)
@@ -105,15 +100,13 @@ def assemble_tree(prof: Profile, lock: Lock, arch: str, debs: list[tuple[str, de
     cache_bytes = ldcache.build(tree.entries, arch)
     if cache_bytes is not None:
         tree.put(Entry("etc/ld.so.cache", FILE, 0o644, data=cache_bytes, mtime=epoch))
-        report.ldcache = True
     report.files = len(tree.entries)
     return BuiltTree(arch, dict(tree.entries), acc.resolve(prof.image.user), report)
 
 
 def _compile(tree: assemble.Tree, version: str, lock: Lock, arch: str, epoch: int, cache: Cache,
              run_python: RunPython, workers: int, report: TreeReport, reuse: bool) -> None:
-    interpreter = pycompile.interpreter(version)
-    if interpreter.lstrip("/") not in tree.entries:
+    if pycompile.interpreter(version).lstrip("/") not in tree.entries:
         return
     srcs = pycompile.sources(tree.entries, version)
     if not srcs:
@@ -123,9 +116,9 @@ def _compile(tree: assemble.Tree, version: str, lock: Lock, arch: str, epoch: in
     blob = cache.read_derived(key, "pyc") if reuse else None
     if blob is not None:
         pycs, failed, tag = pycompile.parse(blob)
-        report.compile_cached = True
     else:
-        outputs = run_python(tree.entries, arch, pycompile.split(srcs, workers), interpreter)
+        outputs = run_python(tree.entries, arch, pycompile.split(srcs, workers),
+                             pycompile.argv(version))
         pycs, failed, tag = {}, [], ""
         for out in outputs:
             p, f, tag = pycompile.parse(out)
@@ -137,12 +130,3 @@ def _compile(tree: assemble.Tree, version: str, lock: Lock, arch: str, epoch: in
     report.compiled = len(pycs)
     report.not_compiled = sorted(failed)
 
-
-def tree_digest(entries: Mapping[str, Entry]) -> str:
-    """A digest of a tree's content and metadata, for comparisons."""
-    h = hashlib.sha256()
-    for path in sorted(entries):
-        e = entries[path]
-        h.update(f"{path}\0{e.kind}\0{e.mode}\0{e.uid}\0{e.gid}\0{e.target}\0{e.mtime}\0".encode())
-        h.update(hashlib.sha256(e.data).digest())
-    return h.hexdigest()
