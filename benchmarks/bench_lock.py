@@ -8,7 +8,8 @@ Measures, on Debian 13 "trixie" main amd64 from the mirror found at run time:
    cached sidecar; python-debian's deb822 (full parse); apt's C++ TagFile through
    python3-apt (iterating every paragraph and reading its Package field).
 2. A warm ``compose lock`` of profiles/py313.toml restricted to amd64 (indexes cached;
-   InRelease fetched and verified, the closure solved, the lock written), run from a
+   InRelease fetched and verified, the closure solved, the lock compared with the one on
+   disk and left as it is), run from a
    regular (non-editable) install as users get it, against ``apt-get install --simulate``
    of the same roots over the same three Packages files with apt's cache already built.
    Runs alternate between the two so that machine noise hits both alike.
@@ -154,7 +155,8 @@ Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, `benchmarks/benc
 | python-debian deb822 (every paragraph) | {results['python-debian']} |
 
 **Warm lock** of py313 for amd64 (indexes cached; three InRelease files fetched and
-verified, closure solved, lock written) against apt with its cache built:
+verified, closure solved, lock compared with the one on disk) against apt with its cache
+built:
 
 | command | wall time |
 |---|---|

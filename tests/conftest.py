@@ -31,6 +31,12 @@ def isolated_env(root: Path) -> dict[str, str]:
     return env
 
 
+def fixed_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with a fixed zone and locale and no SOURCE_DATE_EPOCH of the caller's."""
+    out = {k: v for k, v in env.items() if k not in ("SOURCE_DATE_EPOCH", "TZ")}
+    return out | {"TZ": "UTC", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """A fresh isolated environment (its own, empty cache) for one test."""

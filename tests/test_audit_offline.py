@@ -33,7 +33,7 @@ from tests.audithelp import (
     make_world,
     profile,
 )
-from tests.conftest import isolated_env
+from tests.conftest import fixed_env, isolated_env
 from tests.fakearchive import FakeArchive
 
 CLI = Callable[..., tuple[int, str, str]]
@@ -138,11 +138,6 @@ class World:
         return {p["name"]: p for p in doc["package"]}
 
 
-def quiet_env(env: dict[str, str]) -> dict[str, str]:
-    out = {k: v for k, v in env.items() if k not in ("SOURCE_DATE_EPOCH", "TZ")}
-    return out | {"TZ": "UTC", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, module_env: dict[str, str],
           compose: CLI) -> Iterator[World]:
@@ -150,7 +145,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, module_env: dict[str, str],
     project = tmp_path_factory.mktemp("project")
     (project / "profiles").mkdir()
     with archive.serve() as url:
-        w = World(archive, url, project, quiet_env(module_env), compose)
+        w = World(archive, url, project, fixed_env(module_env), compose)
         w.write_profile("main", ALL)
         rc, _, err = w.run("lock", "profiles/main.toml", w.mirror)
         assert rc == 0, err
@@ -707,7 +702,7 @@ def test_copyright_through_a_doc_directory_symlink(world: World) -> None:
 def test_sbom_bytes_do_not_depend_on_the_run(world: World, outputs: Outputs,
                                              tmp_path: Path) -> None:
     """Again from an empty cache, one job, another time zone: the same bytes."""
-    env = quiet_env(isolated_env(tmp_path / "env")) | {"TZ": "Pacific/Kiritimati"}
+    env = fixed_env(isolated_env(tmp_path / "env")) | {"TZ": "Pacific/Kiritimati"}
     for flag, want in (("spdx", outputs.spdx), ("cyclonedx", outputs.cdx)):
         out = tmp_path / f"{flag}.json"
         rc, _, err = world.audit("main", "--sbom", flag, "-o", out, "-j", "1", env=env)

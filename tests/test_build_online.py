@@ -202,10 +202,9 @@ def test_docker_archive_loads_with_podman(env: dict[str, str], work: Path, lock:
 
 
 def _elsewhere(argv: list[str]) -> list[str]:
-    """``argv`` on another day (faketime), under another host name and as another user
-    (user and UTS namespaces), where the tools for that are there."""
-    if shutil.which("faketime"):
-        argv = ["faketime", "2031-02-03 04:05:06", *argv]
+    """``argv`` on another day (faketime, from .ci/setup) and, as root, under another
+    host name and as another user (UTS and user namespaces)."""
+    argv = ["faketime", "2031-02-03 04:05:06", *argv]
     if os.geteuid() == 0 and shutil.which("unshare"):
         argv = ["unshare", "--uts", "sh", "-c",
                 "hostname compose-elsewhere && exec unshare --user --map-user=4242 "
@@ -227,11 +226,15 @@ def test_rebuild_elsewhere_is_bit_for_bit(image: tuple[Path, dict[str, object]],
     again = work / "py313-again"
     argv = [sys.executable, "-m", "composer", "build", "--locked", str(PROFILE), "--lock",
             str(lock), "-o", str(again), "-j", "1", "-q"]
-    probe = [sys.executable, "-c", "import os, socket, time; "
+    probe = [sys.executable, "-c", "import locale, os, socket, time; "
+             "locale.setlocale(locale.LC_ALL, '');"  # fails if the locale is not installed
              "print(os.getuid(), socket.gethostname(), time.strftime('%Y'), oct(os.umask(0)))"]
     seen = subprocess.run(_elsewhere(probe), env=other, capture_output=True, text=True)
     assert seen.returncode == 0, seen.stderr
-    print("rebuilt as uid, host, year, umask:", seen.stdout.strip())
+    uid, host, year, umask = seen.stdout.split()
+    assert (year, umask) == ("2031", "0o77")
+    if os.geteuid() == 0:
+        assert (uid, host) == ("4242", "compose-elsewhere")
     r = subprocess.run(_elsewhere(argv), env=other, cwd=ROOT, capture_output=True, text=True,
                        timeout=900)
     assert r.returncode == 0, r.stderr

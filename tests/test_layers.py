@@ -1,6 +1,6 @@
-"""The layering of docs/design.md, checked on the source: a module imports only from
-layers below it (or its own package), and only the I/O layers touch the network, gpg,
-subprocesses or the cache."""
+"""The layering the README describes, checked on the source: a module imports only from
+layers below it (or its own package), and only the I/O modules import what talks to the
+network, runs gpg or starts processes."""
 
 from __future__ import annotations
 

@@ -229,8 +229,8 @@ def config_for(arch: str, layers: list[Layer], env: str = "1") -> ImageConfig:
 
 def build(out: Path, entries: list[Entry], archs: tuple[str, ...] = ("amd64",),
           tags: tuple[str, ...] = ("latest",), env: str = "1",
-          compression: str = "gzip") -> None:
-    layers = [Layer.of(entries, EPOCH, compression), Layer.of([], EPOCH, compression)]
+          compression: str = "gzip", level: int | None = None) -> None:
+    layers = [Layer.of(entries, EPOCH, compression, level), Layer.of([], EPOCH, compression)]
     blobs: dict[str, bytes] = {}
     manifests = []
     for arch in archs:
@@ -369,6 +369,13 @@ def _sha(blob: bytes) -> str:
 
 def changed(path: str, **kw: object) -> list[Entry]:
     return [replace(e, **kw) if e.path == path else e for e in sample()]
+
+
+def test_first_difference_tells_compression_from_content(tmp_path: Path) -> None:
+    build(tmp_path / "a", sample())
+    build(tmp_path / "b", sample(), level=6)
+    found = first_difference(tmp_path / "a", tmp_path / "b")
+    assert found is not None and "same tar, compressed differently" in found
 
 
 @pytest.mark.parametrize(("entries", "expected"), [

@@ -6,10 +6,8 @@ temporary directory: nothing here relies on a committed lock's packages still ex
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -19,32 +17,16 @@ from composer.archive.cache import Cache
 from composer.archive.index import Archive
 from composer.archive.mirrors import Mirrors
 from composer.archive.trust import keyring_path
+from tests.online import PROFILE, ROOT, compose, env, lock, work  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.network
 
-ROOT = Path(__file__).resolve().parent.parent
-PROFILE = ROOT / "profiles" / "py313.toml"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    e = dict(os.environ)
-    e["COMPOSE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    e["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
-    return e
-
-
-def compose(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "composer", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def locked(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("locks") / "py313.lock.toml"
-    r = compose(env, "lock", str(PROFILE), "-o", str(out))
-    assert r.returncode == 0, r.stderr
-    return out
+def locked(lock: Path) -> Path:
+    """The py313 profile locked afresh (tests/online.py)."""
+    return lock
 
 
 def _fingerprints(keyring: Path) -> set[str]:
