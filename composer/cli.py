@@ -141,6 +141,15 @@ def cmd_lock(args: argparse.Namespace) -> int:
                 report.append({"profile": prof.name, "lock": str(out), "fresh": False})
                 status = 1
             continue
+        if not args.update:
+            kept = _fresh(prof, out)
+            if kept is not None:
+                counts = {a: len(kept.for_arch(a)) for a in prof.architectures}
+                print(f"{out}: fresh for {prof.path}, kept; `compose lock --update` moves it "
+                      "to the newest packages", file=sys.stderr)
+                report.append({"profile": prof.name, "lock": str(out), "changed": False,
+                               "packages": counts, "fingerprint": kept.fingerprint})
+                continue
         outcome = (_lock_and_show_changes(prof, out, opts) if args.update
                    else pipeline.lock(prof, out, opts))
         counts = {a: len(outcome.lock.for_arch(a)) for a in prof.architectures}
@@ -152,6 +161,17 @@ def cmd_lock(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     return status
+
+
+def _fresh(prof, out: Path):  # type: ignore[no-untyped-def]
+    """The lock at ``out`` when it is fresh for ``prof`` (a plain ``compose lock`` keeps
+    it, as a package manager keeps its lock until told to update); None otherwise."""
+    from composer import pipeline
+
+    try:
+        return pipeline.check(prof, out)
+    except ComposeError:  # missing, stale, or damaged: lock it again
+        return None
 
 
 def _lock_and_show_changes(prof, out: Path, opts):  # type: ignore[no-untyped-def]

@@ -100,6 +100,8 @@ class Profile:
     """SPDX licence identifiers or globs (``AGPL-3.0-*``) that may not ship."""
     policy_allow: tuple[tuple[str, str], ...] = ()
     """(package, reason): exceptions to ``policy_deny``, shown in every audit."""
+    busybox_applets: bool = False
+    """A link for every applet of the shipped busybox, as ``busybox --install -s``."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def lock_inputs(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ _ARCHIVE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 # Keys later stages read; this stage checks only that they are tables where expected.
 _TOP_KEYS = ("name", "description", "architectures", "source", "packages", "python", "image",
-             "user", "group", "strip", "policy")
+             "user", "group", "strip", "policy", "busybox")
 _SOURCE_KEYS = ("archive", "suite", "components", "keyring")
 _PACKAGES_KEYS = ("include", "exclude", "prefer", "recommends")
 _PYTHON_KEYS = ("version", "compile", "trim")
@@ -368,13 +368,21 @@ def parse(text: str, path: Path) -> Profile:
         keep = ck.strings(st.get("keep", []), ("strip", "keep"))
         strip_defaults = ck.typed(st.get("defaults", True), bool, ("strip", "defaults"), "true or false")
     deny, allow = _policy(ck, data.get("policy", {}))
+    applets = False
+    if "busybox" in data:
+        bb = ck.typed(data["busybox"], dict, ("busybox",), "a table")
+        ck.keys(bb, ("applets",), ("busybox",))
+        applets = ck.typed(bb.get("applets", False), bool, ("busybox", "applets"), "true or false")
+        if applets and not {"busybox", "busybox-static"} & set(include):
+            raise ck.fail(("busybox", "applets"), "applets of a busybox the profile does not include",
+                          'add "busybox" (or "busybox-static") to [packages] include')
     return Profile(
         path=path, name=name, architectures=architectures, sources=tuple(sources),
         include=include, exclude=exclude, prefer=tuple(sorted(prefer)), recommends=recommends,
         python_version=python_version, image=image, users=users, groups=groups,
         strip=strip_paths, keep=keep, strip_defaults=strip_defaults,
         python_compile=py_compile, python_trim=py_trim, policy_deny=deny,
-        policy_allow=allow, extra=data,
+        policy_allow=allow, busybox_applets=applets, extra=data,
     )
 
 

@@ -162,7 +162,7 @@ def test_sbom_written_into_the_image(env: dict[str, str], lock: Path, work: Path
     from spdx_tools.spdx.parser.parse_anything import parse_file
     from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
-    text = PROFILE.read_text().replace('tag = "py313"', 'tag = "py313"\nsbom = "spdx"')
+    text = PROFILE.read_text().replace('tag = "3.13-debian13"', 'tag = "3.13-debian13"\nsbom = "spdx"')
     profile = work / "py313.toml"  # the same name: the lock stays fresh for it
     profile.write_text(text)
     out = work / "with-sbom"

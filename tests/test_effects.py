@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from composer.errors import ComposeError
 from composer.image import assemble, effects
-from composer.model import FILE, Entry, UserSpec
+from composer.model import DIR, FILE, SYMLINK, Entry, UserSpec
 
 
 def test_default_accounts() -> None:
@@ -48,3 +51,46 @@ def test_follow_resolves_links_as_the_kernel_would() -> None:
     assert follow(entries, "usr/share/doc/foo/../bar/./copyright") == "usr/share/doc/bar/copyright"
     assert follow(entries, "usr/share/doc/loop/x") is None
     assert follow(entries, "usr/share/doc/nothing") is None
+
+
+def _busybox_tree(merged: bool) -> assemble.Tree:
+    tree = assemble.merged_usr("amd64", 0) if merged else assemble.Tree()
+    where = "usr/bin/busybox" if merged else "bin/busybox"
+    tree.put(Entry(where, FILE, 0o755, data=b"\x7fELF", package="busybox"))
+    tree.put(Entry("usr/bin/sh", FILE, 0o755, data=b"dash", package="dash"))
+    tree.put(Entry("bin/ls", FILE, 0o755, data=b"ls", package="coreutils"))
+    return tree
+
+
+LISTING = b"linuxrc\nusr/bin/[\nbin/sh\nbin/ls\nsbin/ifconfig\nbin/ash\nusr/sbin/arping\nbin/ash\n"
+
+
+def test_busybox_applets_go_where_unpacking_would_put_them() -> None:
+    tree = _busybox_tree(merged=True)
+    binary = effects.busybox_binary(tree)
+    assert binary == "usr/bin/busybox"
+    made = effects.busybox_applets(tree, binary, LISTING, 7)
+    # bin -> usr/bin and sbin -> usr/sbin: the links land below /usr; sh (dash) and
+    # ls (coreutils, written at bin/ls before the merge) keep what was shipped.
+    assert sorted(made) == ["usr/bin/[", "usr/bin/ash", "usr/sbin/arping", "usr/sbin/ifconfig"]
+    for path in made:
+        e = tree.entries[path]
+        assert (e.kind, e.target, e.package, e.mtime) == (SYMLINK, "/usr/bin/busybox", "busybox", 7)
+    assert tree.entries["usr/bin/sh"].data == b"dash"
+
+
+def test_busybox_applets_without_merged_usr() -> None:
+    tree = _busybox_tree(merged=False)
+    binary = effects.busybox_binary(tree)
+    assert binary == "bin/busybox"
+    made = effects.busybox_applets(tree, binary, LISTING, 0)
+    assert sorted(made) == ["bin/ash", "bin/sh", "sbin/ifconfig", "usr/bin/[", "usr/sbin/arping"]
+    assert tree.entries["sbin"].kind == DIR
+
+
+def test_busybox_listing_must_name_paths_below_root() -> None:
+    for bad in (b"../etc/passwd\n", b"bin//sh\n", b"/bin/./sh\n", b"\xff\n"):
+        tree = _busybox_tree(merged=True)
+        with pytest.raises(ComposeError):
+            effects.busybox_applets(tree, "usr/bin/busybox", bad, 0)
+    assert effects.busybox_binary(assemble.Tree()) is None

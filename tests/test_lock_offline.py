@@ -217,11 +217,36 @@ def test_lock_twice_is_byte_identical(served: Served, locked: tuple[str, str],
                                       module_env: dict[str, str],
                                       compose: Callable[..., tuple[int, str, str]]) -> None:
     before = served.lock.read_bytes()
-    rc, out, err = compose(module_env, "lock", served.profile, *served.flags, "--json")
+    rc, out, err = compose(module_env, "lock", "--update", served.profile, *served.flags, "--json")
     assert rc == 0, err
     assert served.lock.read_bytes() == before
     assert f"unchanged {served.lock}" in err
     assert json.loads(out)[0]["changed"] is False
+
+
+def test_plain_lock_keeps_a_fresh_lock_without_the_network(
+        served: Served, locked: tuple[str, str], module_env: dict[str, str],
+        compose: Callable[..., tuple[int, str, str]]) -> None:
+    before = served.lock.read_bytes()
+    dead = f"http://127.0.0.1:{closed_port()}"
+    rc, out, err = compose(module_env, "lock", served.profile, f"--mirror=debian={dead}",
+                           f"--mirror=debian-security={dead}", "--json")
+    assert rc == 0, err
+    assert served.lock.read_bytes() == before
+    assert "fresh" in err and "kept" in err and "--update" in err
+    assert json.loads(out)[0]["changed"] is False
+    # A changed profile is locked again, as before.
+    text = served.profile.read_text()
+    try:
+        served.profile.write_text(text.replace(
+            "[packages]", '[packages]\nprefer = { mail-transport-agent = "postfix" }', 1))
+        rc, _, err = compose(module_env, "lock", served.profile, *served.flags)
+        assert rc == 0, err
+        assert f"wrote {served.lock}" in err
+        assert served.lock.read_bytes() != before
+    finally:
+        served.profile.write_text(text)
+        served.lock.write_bytes(before)
 
 
 def test_warm_run_fetches_only_inrelease(served: Served, locked: tuple[str, str],

@@ -514,3 +514,17 @@ def fails_load(path: Path) -> ProfileError:
     with pytest.raises(ProfileError) as info:
         load(path)
     return info.value
+
+
+def test_busybox_applets() -> None:
+    p = parse(edit('include = ["libc6", "tzdata"]', 'include = ["libc6", "busybox"]')
+              + "\n[busybox]\napplets = true\n", WHERE)
+    assert p.busybox_applets is True
+    assert parse(BASE, WHERE).busybox_applets is False
+    e = fails(BASE + "\n[busybox]\napplets = true\n")
+    assert "t.toml:24" in str(e) and "busybox.applets" in str(e)
+    assert "does not include" in e.message and 'add "busybox"' in (e.hint or "")
+    e = fails(BASE + '\n[busybox]\napplets = "yes"\n')
+    assert "true or false" in str(e)
+    e = fails(BASE + "\n[busybox]\nlinks = true\n")
+    assert "links" in str(e)

@@ -14,7 +14,7 @@ from composer.debian.deb import Deb
 from composer.errors import ComposeError
 from composer.image.assemble import Tree
 from composer.image.tree import DIR, FILE, SYMLINK, Entry
-from composer.model import UserSpec
+from composer.model import UserSpec, follow
 
 NSSWITCH = """\
 passwd:         files
@@ -190,4 +190,46 @@ def system_files(tree: Tree, python_version: str | None, mtime: int) -> list[str
                 if alias not in tree.entries:
                     tree.put(Entry(alias, SYMLINK, 0o777, target=f"python{python_version}", mtime=mtime))
                     made.append(alias)
+    return made
+
+
+BUSYBOX = ("usr/bin/busybox", "bin/busybox")
+BUSYBOX_LIST = "--list-full"
+"""busybox's option listing each applet where ``--install`` would put it (``bin/sh``)."""
+
+
+def busybox_binary(tree: Tree) -> str | None:
+    """Where the shipped busybox is, symlinks resolved; None when none ships."""
+    for candidate in BUSYBOX:
+        found = follow(tree.entries, candidate)
+        if found is not None and tree.entries[found].kind == FILE:
+            return found
+    return None
+
+
+def busybox_applets(tree: Tree, binary: str, listing: bytes, mtime: int) -> list[str]:
+    """A symlink to ``/binary`` for each applet of ``listing`` (the output of ``busybox
+    --list-full``), as ``busybox --install -s`` makes them, with each link put where
+    unpacking would put it (``bin/sh`` becomes ``usr/bin/sh`` in a merged-/usr tree).
+    A path that something already occupies (dash's ``sh``, coreutils' ``ls``) keeps what
+    the package shipped, and ``linuxrc`` (at the top, for booting an initramfs) is left
+    out. Returns the links made."""
+    owner = tree.entries[binary].package
+    try:
+        names = sorted(set(listing.decode("ascii").split()))
+    except UnicodeDecodeError:
+        raise ComposeError(f"/{binary} {BUSYBOX_LIST} printed something that is not a list of "
+                           "paths") from None
+    made = []
+    for rel in names:
+        parts = rel.split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            raise ComposeError(f"/{binary} {BUSYBOX_LIST} named {rel!r}, not a path below /")
+        if len(parts) == 1:  # linuxrc, which only an initramfs boots with
+            continue
+        path = tree.resolve_parent(rel, f"busybox applet /{rel}")
+        if path in tree.entries:
+            continue
+        tree.put(Entry(path, SYMLINK, 0o777, target=f"/{binary}", mtime=mtime, package=owner))
+        made.append(path)
     return made

@@ -21,7 +21,7 @@ from composer.model import Profile
 from composer.pipeline import lock_graph, why
 from composer.pipeline.build import (
     BuildOptions,
-    _run_python,
+    _run_program,
     arch_image,
     image_digest,
     prepare,
@@ -84,7 +84,7 @@ def gate_lock(prof: Profile, lk: Lock, opts: BuildOptions) -> None:
     prep = prepare(quick, Path("(new lock)"), opts, lock=lk)
     for arch in prep.archs:
         debs = read_debs(lk.for_arch(arch), prep.paths, prep.cache, opts.workers)
-        built = assemble_tree(quick, lk, arch, debs, prep.epoch, prep.cache, _run_python,
+        built = assemble_tree(quick, lk, arch, debs, prep.epoch, prep.cache, _run_program,
                               opts.workers)
         enforce(evaluate_tree(quick, lk, arch, built, "", prep.epoch))
 

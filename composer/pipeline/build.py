@@ -139,8 +139,8 @@ def labels(prof: Profile, epoch: int) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(out.items()))
 
 
-def _run_python(entries: Mapping[str, Entry], arch: str, shares: list[list[str]],
-                argv: list[str]) -> list[bytes]:
+def _run_program(entries: Mapping[str, Entry], arch: str, shares: list[list[str]],
+                 argv: list[str]) -> list[bytes]:
     from composer.pipeline import sandbox
 
     if not shares:
@@ -208,6 +208,7 @@ def _memo_key(prof: Profile, lk: Lock, arch: str, epoch: int, method: str) -> st
         "packages": sorted((p.name, p.sha256) for p in lk.for_arch(arch)),
         "strip": [prof.strip, prof.keep, prof.strip_defaults],
         "python": [prof.python_version, prof.python_compile, prof.python_trim],
+        "busybox": prof.busybox_applets,
         "users": [[u.name, u.uid, u.gid, u.home, u.shell] for u in prof.users],
         "groups": prof.groups, "user": prof.image.user, "sbom": prof.image.sbom,
         "compressor": _compressor(method),
@@ -304,7 +305,7 @@ def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
         reused = True
     else:
         debs = read_debs(lk.for_arch(arch), prep.paths, cache, opts.workers, opts.memo)
-        built = assemble_tree(prof, lk, arch, debs, epoch, cache, _run_python, opts.workers,
+        built = assemble_tree(prof, lk, arch, debs, epoch, cache, _run_program, opts.workers,
                               opts.memo)
         if prof.image.sbom:
             built, audited = _with_sbom(prof, lk, arch, built, epoch)

@@ -1,6 +1,7 @@
 """Running an image's own programs on its own tree: the one place compose executes code
 from a package, and only to do what the package's maintainer scripts would have done
-(byte-compiling the standard library with the image's interpreter).
+(byte-compiling the standard library with the image's interpreter) or to ask busybox
+which applets it has.
 
 The tree is written to a private temporary directory and the program runs there as its
 root, inside bubblewrap (never a plain chroot, which would be no sandbox), with an empty
@@ -99,7 +100,8 @@ def tree_on_disk(entries: Mapping[str, Entry], arch: str) -> Iterator[Path]:
             if qemu is None:
                 raise SandboxError(
                     f"cannot run the image's {arch} programs on this {platform.machine()} host",
-                    "install qemu-user-static, or set [python] compile = false in the profile")
+                    "install qemu-user-static, or set [python] compile = false (and no "
+                    "[busybox] applets) in the profile")
             shutil.copy2(qemu, root / ".qemu")
         yield root
 
@@ -115,7 +117,7 @@ def run(root: Path, arch: str, argv: Sequence[str], stdin: bytes = b"",
         # network and privileges, which is no sandbox.
         raise SandboxError("cannot run the image's programs: bubblewrap is not installed",
                            "install bubblewrap (apt-get install bubblewrap), or set "
-                           "[python] compile = false in the profile")
+                           "[python] compile = false (and no [busybox] applets) in the profile")
     cmd = [bwrap, "--bind", str(root), "/", "--proc", "/proc", "--dev", "/dev",
            "--unshare-all", "--die-with-parent", "--clearenv", "--chdir", "/"]
     for k, v in FIXED_ENV.items():

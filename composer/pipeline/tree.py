@@ -6,6 +6,7 @@ resolution.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ class TreeReport:
     files: int = 0
     certificates: int = 0
     compiled: int = 0
+    applets: int = 0
     not_compiled: list[str] = field(default_factory=list)
     """Sources the image's interpreter would not compile (reported, not shipped as .pyc)."""
     no_copyright: list[str] = field(default_factory=list)
@@ -60,12 +62,12 @@ def read_debs(pkgs: list[LockedPackage], paths: Mapping[str, Path], cache: Cache
         return list(pool.map(one, biggest_first))
 
 
-RunPython = Callable[[Mapping[str, Entry], str, list[list[str]], list[str]], list[bytes]]
-"""(tree, arch, shares of source paths, argv) -> the driver's output per share."""
+RunProgram = Callable[[Mapping[str, Entry], str, list[list[str]], list[str]], list[bytes]]
+"""(tree, arch, shares of stdin lines, argv) -> the program's output per share."""
 
 
 def assemble_tree(prof: Profile, lock: Lock, arch: str, debs: list[tuple[str, debfmt.Deb]],
-                  epoch: int, cache: Cache, run_python: RunPython, workers: int,
+                  epoch: int, cache: Cache, run_program: RunProgram, workers: int,
                   reuse: bool = True) -> BuiltTree:
     """The image's tree; with ``reuse`` off, nothing derived earlier (byte-code) is
     taken from the cache."""
@@ -92,9 +94,11 @@ def assemble_tree(prof: Profile, lock: Lock, arch: str, debs: list[tuple[str, de
     report.no_copyright = effects.copyrights(tree, debs, epoch)
     effects.dpkg_status(tree, debs, epoch)
     effects.system_files(tree, prof.python_version, epoch)
+    if prof.busybox_applets:
+        report.applets = _applets(tree, arch, epoch, cache, run_program, reuse)
 
     if prof.python_version and prof.python_compile:
-        _compile(tree, prof.python_version, lock, arch, epoch, cache, run_python, workers,
+        _compile(tree, prof.python_version, lock, arch, epoch, cache, run_program, workers,
                  report, reuse)
 
     cache_bytes = ldcache.build(tree.entries, arch)
@@ -104,21 +108,48 @@ def assemble_tree(prof: Profile, lock: Lock, arch: str, debs: list[tuple[str, de
     return BuiltTree(arch, dict(tree.entries), acc.resolve(prof.image.user), report)
 
 
+def _applets(tree: assemble.Tree, arch: str, epoch: int, cache: Cache,
+             run_program: RunProgram, reuse: bool) -> int:
+    """busybox's applet links; its list is asked of the image's busybox itself, once per
+    binary (the answer is kept in the cache under the binary's digest)."""
+    binary = effects.busybox_binary(tree)
+    if binary is None:
+        raise ComposeError(f"[{arch}] [busybox] applets = true, but no busybox is in the image",
+                           "check [packages] and [strip]: /usr/bin/busybox must ship")
+    h = hashlib.sha256(f"busybox\0{arch}\0{effects.BUSYBOX_LIST}\0".encode())
+    h.update(tree.entries[binary].data)
+    key = h.hexdigest()
+    listing = cache.read_derived(key, "applets") if reuse else None
+    if listing is None:
+        listing = run_program(tree.entries, arch, [[]], [f"/{binary}", effects.BUSYBOX_LIST])[0]
+        cache.write_derived(key, "applets", listing)
+    return len(effects.busybox_applets(tree, binary, listing, epoch))
+
+
+def _interpreter_identity(tree: assemble.Tree, version: str, lock: Lock, arch: str) -> list[str]:
+    """The packages the byte-code can depend on, by sha256: those shipping the interpreter
+    or a shared object it could load. A package that adds neither (busybox, dash, tzdata)
+    leaves the byte-code of the same interpreter and sources as it was."""
+    interpreter = pycompile.interpreter(version).lstrip("/")
+    owners = {e.package for p, e in tree.entries.items()
+              if e.kind == FILE and (p == interpreter or ".so" in p.rsplit("/", 1)[-1])}
+    return [arch, *sorted(p.sha256 for p in lock.for_arch(arch) if p.name in owners)]
+
+
 def _compile(tree: assemble.Tree, version: str, lock: Lock, arch: str, epoch: int, cache: Cache,
-             run_python: RunPython, workers: int, report: TreeReport, reuse: bool) -> None:
+             run_program: RunProgram, workers: int, report: TreeReport, reuse: bool) -> None:
     if pycompile.interpreter(version).lstrip("/") not in tree.entries:
         return
     srcs = pycompile.sources(tree.entries, version)
     if not srcs:
         return
-    identity = [arch, *sorted(p.sha256 for p in lock.for_arch(arch))]
-    key = pycompile.key(identity, tree.entries, srcs)
+    key = pycompile.key(_interpreter_identity(tree, version, lock, arch), tree.entries, srcs)
     blob = cache.read_derived(key, "pyc") if reuse else None
     if blob is not None:
         pycs, failed, tag = pycompile.parse(blob)
     else:
-        outputs = run_python(tree.entries, arch, pycompile.split(srcs, workers),
-                             pycompile.argv(version))
+        outputs = run_program(tree.entries, arch, pycompile.split(srcs, workers),
+                              pycompile.argv(version))
         pycs, failed, tag = {}, [], ""
         for out in outputs:
             p, f, tag = pycompile.parse(out)

@@ -1,0 +1,175 @@
+"""Every shipped profile locked afresh against the real archive (Debian's mirrors drop
+superseded .debs, so the committed locks are not used), built for amd64 and arm64 into
+one OCI index each, and run: the shared smoke tests of tests/smoke.py, amd64 natively
+and arm64 under qemu-user."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from composer.profile import load
+from tests.buildhelp import Layout
+from tests.online import ROOT, env, work  # noqa: F401 (fixtures)
+from tests.smoke import NATIVE, QEMU, Image, probe, run, unpack
+
+pytestmark = [
+    pytest.mark.network,
+    pytest.mark.skipif(not (shutil.which("bwrap") and NATIVE and all(
+        shutil.which(q) for a, q in QEMU.items() if a != NATIVE)),
+        reason="bubblewrap and qemu-user-static are needed to run the images"),
+]
+
+NAMES = sorted(p.stem for p in (ROOT / "profiles").glob("*.toml"))
+ARCHS = ("amd64", "arm64")
+
+# Not in the images, by design: Windows and macOS modules, Tk, and what the profiles
+# trim as the distroless images do (idlelib, ensurepip, lib2to3, turtle); _gdbm is in
+# python3-gdbm, which distroless does not ship either.
+NOT_SHIPPED = {"_gdbm", "_tkinter", "tkinter", "turtle", "turtledemo", "idlelib", "ensurepip",
+               "lib2to3", "_overlapped", "_scproxy", "_winapi", "_wmi", "_msi", "msilib",
+               "msvcrt", "nt", "winreg", "winsound"}
+
+
+def _compose(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "composer", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def project(env: dict[str, str], work: Path) -> Path:
+    """A copy of the shipped profiles, locked afresh and built, all of them."""
+    proj = work / "project"
+    shutil.copytree(ROOT / "profiles", proj / "profiles")
+    r = _compose(env, proj, "lock", "-q", "--json")
+    assert r.returncode == 0, r.stderr
+    assert sorted(x["profile"] for x in json.loads(r.stdout)) == NAMES
+    r = _compose(env, proj, "build", "--locked", "-q", "--json")
+    assert r.returncode == 0, r.stderr
+    return proj
+
+
+@pytest.fixture(scope="module")
+def images(project: Path, work: Path) -> dict[tuple[str, str], Image]:
+    return {(name, arch): unpack(project / "out" / name, arch, work / "roots" / f"{name}-{arch}",
+                                 name)
+            for name in NAMES for arch in ARCHS}
+
+
+@pytest.fixture(scope="module")
+def facts(images: dict[tuple[str, str], Image]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {key: probe(img) for key, img in images.items()}
+
+
+def _expect(name: str) -> dict[str, Any]:
+    prof = load(ROOT / "profiles" / f"{name}.toml")
+    assert prof.python_version
+    return {"version": [int(x) for x in prof.python_version.split(".")],
+            "python": f"/usr/bin/python{prof.python_version}",
+            "tag": prof.image.tags[0],
+            "nonroot": name.endswith("-nonroot"),
+            "debug": name.endswith("-debug"),
+            "compat": name.endswith("-compat")}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_index_for_both_architectures(project: Path, name: str) -> None:
+    lay = Layout(project / "out" / name)
+    assert sorted(lay.manifests()) == list(ARCHS)
+    (top,) = lay.index["manifests"]
+    assert top["annotations"]["org.opencontainers.image.ref.name"] == _expect(name)["tag"]
+    if shutil.which("skopeo"):
+        for arch in ARCHS:
+            r = subprocess.run(["skopeo", "inspect", "--override-arch", arch,
+                                f"oci:{project / 'out' / name}:{_expect(name)['tag']}"],
+                               capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+            assert json.loads(r.stdout)["Architecture"] == arch
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("name", NAMES)
+def test_smoke(name: str, arch: str, images: dict[tuple[str, str], Image],
+               facts: dict[tuple[str, str], dict[str, Any]]) -> None:
+    img, got, want = images[name, arch], facts[name, arch], _expect(name)
+    assert got["machine"] == {"amd64": "x86_64", "arm64": "aarch64"}[arch]
+    assert got["version"] == want["version"]
+
+    # the standard library modules the image ships import; nothing else is missing
+    assert got["import_failed"] == {}
+    assert len(got["modules"]) > 200
+    assert set(got["not_shipped"]) <= NOT_SHIPPED, set(got["not_shipped"]) - NOT_SHIPPED
+    for needed in ("ssl", "sqlite3", "ctypes", "zlib", "lzma", "bz2", "zoneinfo", "uuid",
+                   "readline", "curses", "decimal", "hashlib", "venv", "dbm"):
+        assert needed in got["modules"], needed
+
+    # UTF-8 in and out
+    assert got["encodings"] == ["utf-8"]
+    assert got["stdin"] == "stdin \u2713\n"
+    assert got["file"] == got["text"] and got["listed"]
+    assert img.env["LANG"] == "C.UTF-8"
+
+    # HTTPS: the CA bundle loads, through SSL_CERT_FILE and the default paths
+    assert got["ca"] > 100
+    assert img.env["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
+
+    # the process user and working directory are the profile's
+    if want["nonroot"]:
+        assert img.config["User"] == "65532:65532"
+        assert (got["uid"], got["gid"], got["user"], got["group"]) == (65532, 65532, "nonroot",
+                                                                      "nonroot")
+        assert got["cwd"] == img.config["WorkingDir"] == "/home/nonroot"
+    else:
+        assert img.config["User"] == "0:0"
+        assert (got["uid"], got["user"], got["cwd"]) == (0, "root", "/")
+
+    # a shell only where the profile ships one
+    assert got["sh"] is (want["debug"] or want["compat"])
+    assert got["getpid"]
+    if img.native:
+        if got["sh"]:
+            assert (got["system"], got["shell_out"]) == (3, "42")
+        else:
+            assert (got["system"], got["shell_out"]) == (127, "FileNotFoundError")
+        # ctypes.util.find_library runs /sbin/ldconfig -p, which libc-bin ships
+        assert got["find_library_c"] == ("libc.so.6" if want["compat"] else None)
+    else:  # qemu-user runs one program: the shell and ldconfig are tried directly
+        r = run(img, ["/bin/sh", "-c", "echo $((6 * 7)); exit 3"])
+        assert (r.returncode, r.stdout) == ((3, "42\n") if got["sh"] else (1, "")), r.stderr
+        r = run(img, ["/sbin/ldconfig", "-p"])
+        if want["compat"]:
+            assert r.returncode == 0 and "libc.so.6 (libc6,AArch64)" in r.stdout, r.stderr
+        else:
+            assert r.returncode != 0
+    assert not (img.root / ".qemu").exists()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("name", NAMES)
+def test_entrypoint(name: str, arch: str, images: dict[tuple[str, str], Image]) -> None:
+    img, want = images[name, arch], _expect(name)
+    if want["debug"]:
+        assert img.config["Entrypoint"] == ["/bin/sh"]
+        # the entrypoint is busybox's shell, with its applets on PATH
+        # (under qemu-user the shell cannot start another program: builtins only)
+        pipe = "ls / | grep -c '^usr$'; " if img.native else ""
+        script = f"echo $((6 * 7)); {pipe}test -x /usr/bin/python3 && exit 3\n"
+        r = run(img, None, stdin=script)
+        assert (r.returncode, r.stdout) == (3, "42\n1\n" if img.native else "42\n"), r.stderr
+        for applet in ("sh", "ls", "cat", "ps", "wget", "vi", "env"):
+            link = img.root / "usr/bin" / applet
+            assert os.readlink(link) == "/usr/bin/busybox", applet
+        if img.native:  # the shell starts the image's Python
+            r = run(img, None, stdin="python3 -c 'import sys; print(sys.version_info[:2])'\n")
+            assert r.stdout.strip() == str(tuple(want["version"])), r.stderr
+    else:
+        assert img.config["Entrypoint"] == [want["python"]]
+        r = run(img, [*img.config["Entrypoint"], "-c", "import sys; print(sys.executable)"])
+        assert (r.returncode, r.stdout) == (0, want["python"] + "\n"), r.stderr

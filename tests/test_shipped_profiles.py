@@ -1,0 +1,121 @@
+"""The shipped profiles and their committed locks, offline: every lock is fresh for its
+profile (the resolved profile's fingerprint, extends included), pins what the profile
+asks for, and the variants differ from their base only as they say."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from composer import lockfile, pipeline
+from composer.model import Profile
+from composer.profile import load
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES = sorted((ROOT / "profiles").glob("*.toml"))
+NAMES = [p.stem for p in PROFILES]
+
+# What the distroless python3 images are, and the variants the project ships of them.
+EXPECTED = {
+    "py311": ("3.11", "bookworm", "3.11-debian12"),
+    "py313": ("3.13", "trixie", "3.13-debian13"),
+}
+VARIANTS = ("", "-nonroot", "-debug", "-compat")
+
+
+def _profile(name: str) -> Profile:
+    return load(ROOT / "profiles" / f"{name}.toml")
+
+
+def _lock(name: str) -> lockfile.Lock:
+    return lockfile.load(ROOT / "locks" / f"{name}.lock.toml")
+
+
+def test_every_base_and_variant_is_shipped() -> None:
+    assert sorted(NAMES) == sorted(base + v for base in EXPECTED for v in VARIANTS)
+    assert sorted(p.name for p in (ROOT / "locks").iterdir()) == sorted(
+        f"{n}.lock.toml" for n in NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_lock_is_fresh(name: str) -> None:
+    prof = _profile(name)
+    lk = pipeline.check(prof, ROOT / "locks" / f"{name}.lock.toml")
+    assert lk.profile == name and lk.fingerprint == prof.fingerprint()
+    assert lk.architectures == prof.architectures == ("amd64", "arm64")
+    suites = {s.suite for s in prof.sources}
+    assert {s.suite for s in lk.sources} == suites
+    for arch in prof.architectures:
+        pkgs = {p.name: p for p in lk.for_arch(arch)}
+        for wanted in prof.include:
+            assert wanted in pkgs and pkgs[wanted].root, (arch, wanted)
+        assert not set(prof.exclude) & set(pkgs), arch
+        assert {p.suite for p in pkgs.values()} <= suites
+        assert all(p.filename.startswith("pool/") for p in pkgs.values())
+
+
+def test_lock_check_says_every_lock_is_fresh() -> None:
+    r = subprocess.run([sys.executable, "-m", "composer", "lock", "--check"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert sorted(line.split(":")[0] for line in r.stderr.splitlines()) == sorted(
+        f"{ROOT}/locks/{n}.lock.toml" for n in NAMES)
+    assert all(line.endswith(": fresh") for line in r.stderr.splitlines())
+
+
+@pytest.mark.parametrize("base", list(EXPECTED))
+def test_base_profiles_are_the_distroless_images(base: str) -> None:
+    version, suite, tag = EXPECTED[base]
+    prof = _profile(base)
+    assert prof.python_version == version
+    assert prof.sources[0].suite == suite
+    assert {s.suite for s in prof.sources} == {suite, f"{suite}-updates", f"{suite}-security"}
+    assert prof.image.tags == (tag,)
+    assert prof.image.user == "0" and prof.image.workdir == "/"
+    assert prof.image.entrypoint in (None, (f"/usr/bin/python{version}",))
+    lk = _lock(base)
+    for arch in prof.architectures:
+        names = {p.name for p in lk.for_arch(arch)}
+        # the distroless static, base and cc layers, and CPython
+        assert {"base-files", "netbase", "tzdata", "media-types", "ca-certificates", "libc6",
+                "libgcc-s1", "libgomp1", "libstdc++6", f"python{version}-minimal",
+                f"libpython{version}-stdlib"} <= names
+        # no shell, no package manager, no interpreter wrapper
+        assert not {"dash", "bash", "busybox", "dpkg", "apt", "python3", "libc-bin",
+                    "coreutils", "perl-base"} & names, arch
+
+
+@pytest.mark.parametrize("base", list(EXPECTED))
+def test_variants_differ_only_as_they_say(base: str) -> None:
+    version, _, tag = EXPECTED[base]
+    b = _profile(base)
+    blk = _lock(base)
+    for suffix in VARIANTS[1:]:
+        v = _profile(base + suffix)
+        assert v.extra.get("name") == base + suffix
+        assert v.sources == b.sources and v.exclude == b.exclude
+        assert v.python_version == version
+        assert v.image.tags == (f"{tag}{suffix}",)
+        assert "latest" not in v.image.tags
+        assert v.fingerprint() != b.fingerprint()
+        vlk = _lock(base + suffix)
+        for arch in b.architectures:
+            before = {p.name: p.version for p in blk.for_arch(arch)}
+            after = {p.name: p.version for p in vlk.for_arch(arch)}
+            added = set(after) - set(before)
+            assert set(before) <= set(after), (suffix, arch)
+            if suffix == "-nonroot":
+                assert added == set()
+                assert (v.image.user, v.image.workdir) == ("nonroot", "/home/nonroot")
+            elif suffix == "-debug":
+                assert added == {"busybox"}
+                assert v.busybox_applets and v.image.entrypoint == ("/bin/sh",)
+            else:
+                # dash for os.system, libc-bin for ldconfig, and dash's debianutils
+                assert added == {"dash", "libc-bin", "debianutils"}
+                assert {"libgcc-s1", "libstdc++6", "libgomp1"} <= set(v.include)
+            if suffix != "-nonroot":
+                assert (v.image.user, v.image.workdir) == ("0", "/")
