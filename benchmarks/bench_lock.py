@@ -83,7 +83,7 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(ROOT)],
                    check=True)
-    compose = [str(venv / "bin" / "compose"), "lock", str(amd64), "-o", str(work / "py313.lock.toml")]
+    compose = [str(venv / "bin" / "compose"), "lock", "--update", str(amd64), "-o", str(work / "py313.lock.toml")]
 
     t = time.perf_counter()
     subprocess.run(compose, env=env, check=True, capture_output=True)

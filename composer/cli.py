@@ -166,12 +166,15 @@ def cmd_lock(args: argparse.Namespace) -> int:
 def _fresh(prof, out: Path):  # type: ignore[no-untyped-def]
     """The lock at ``out`` when it is fresh for ``prof`` (a plain ``compose lock`` keeps
     it, as a package manager keeps its lock until told to update); None otherwise."""
-    from composer import pipeline
+    from composer import lockfile, pipeline
 
     try:
-        return pipeline.check(prof, out)
-    except ComposeError:  # missing, stale, or damaged: lock it again
+        kept = pipeline.check(prof, out)
+        # as compose wrote it: a hand-edited lock (a merge that dropped entries) is redone
+        canonical = lockfile.dumps(kept).encode() == out.read_bytes()
+    except (ComposeError, OSError):  # missing, stale, or damaged: lock it again
         return None
+    return kept if canonical else None
 
 
 def _lock_and_show_changes(prof, out: Path, opts):  # type: ignore[no-untyped-def]

@@ -53,10 +53,9 @@ def test_follow_resolves_links_as_the_kernel_would() -> None:
     assert follow(entries, "usr/share/doc/nothing") is None
 
 
-def _busybox_tree(merged: bool) -> assemble.Tree:
-    tree = assemble.merged_usr("amd64", 0) if merged else assemble.Tree()
-    where = "usr/bin/busybox" if merged else "bin/busybox"
-    tree.put(Entry(where, FILE, 0o755, data=b"\x7fELF", package="busybox"))
+def _busybox_tree() -> assemble.Tree:
+    tree = assemble.merged_usr("amd64", 0)
+    tree.put(Entry("usr/bin/busybox", FILE, 0o755, data=b"\x7fELF", package="busybox"))
     tree.put(Entry("usr/bin/sh", FILE, 0o755, data=b"dash", package="dash"))
     tree.put(Entry("bin/ls", FILE, 0o755, data=b"ls", package="coreutils"))
     return tree
@@ -66,7 +65,7 @@ LISTING = b"linuxrc\nusr/bin/[\nbin/sh\nbin/ls\nsbin/ifconfig\nbin/ash\nusr/sbin
 
 
 def test_busybox_applets_go_where_unpacking_would_put_them() -> None:
-    tree = _busybox_tree(merged=True)
+    tree = _busybox_tree()
     binary = effects.busybox_binary(tree)
     assert binary == "usr/bin/busybox"
     made = effects.busybox_applets(tree, binary, LISTING, 7)
@@ -79,18 +78,28 @@ def test_busybox_applets_go_where_unpacking_would_put_them() -> None:
     assert tree.entries["usr/bin/sh"].data == b"dash"
 
 
-def test_busybox_applets_without_merged_usr() -> None:
-    tree = _busybox_tree(merged=False)
+def test_busybox_applets_through_links_and_over_dead_ones() -> None:
+    tree = assemble.merged_usr("amd64", 0)
+    tree.put(Entry("usr/lib/busybox/busybox", FILE, 0o755, data=b"\x7fELF", package="busybox"))
+    tree.put(Entry("usr/bin/busybox", SYMLINK, 0o777, target="../lib/busybox/busybox",
+                   package="busybox"))
+    tree.put(Entry("usr/libexec", DIR, 0o755))
+    tree.put(Entry("opt", SYMLINK, 0o777, target="usr/libexec"))
+    tree.put(Entry("usr/bin/vi", SYMLINK, 0o777, target="/etc/alternatives/vi", package="vim"))
+    tree.put(Entry("usr/bin/cat", SYMLINK, 0o777, target="busybox", package="other"))
     binary = effects.busybox_binary(tree)
-    assert binary == "bin/busybox"
-    made = effects.busybox_applets(tree, binary, LISTING, 0)
-    assert sorted(made) == ["bin/ash", "bin/sh", "sbin/ifconfig", "usr/bin/[", "usr/sbin/arping"]
-    assert tree.entries["sbin"].kind == DIR
+    assert binary == "usr/lib/busybox/busybox"
+    made = effects.busybox_applets(tree, binary, b"bin/vi\nbin/cat\nopt/tool\n", 0)
+    # a link leading nowhere gives way; one that leads somewhere stays; a symlinked
+    # parent other than the /usr merge is followed too
+    assert sorted(made) == ["usr/bin/vi", "usr/libexec/tool"]
+    assert tree.entries["usr/bin/vi"].target == "/usr/lib/busybox/busybox"
+    assert tree.entries["usr/bin/cat"].package == "other"
 
 
 def test_busybox_listing_must_name_paths_below_root() -> None:
-    for bad in (b"../etc/passwd\n", b"bin//sh\n", b"/bin/./sh\n", b"\xff\n"):
-        tree = _busybox_tree(merged=True)
+    for bad in (b"../etc/passwd\n", b"bin//sh\n", b"/bin/./sh\n", b"\xff\n", b"", b" \n"):
+        tree = _busybox_tree()
         with pytest.raises(ComposeError):
             effects.busybox_applets(tree, "usr/bin/busybox", bad, 0)
     assert effects.busybox_binary(assemble.Tree()) is None

@@ -78,9 +78,12 @@ def test_lock_py313_both_architectures(locked: Path) -> None:
 
 def test_lock_is_deterministic_and_fresh(env: dict[str, str], locked: Path) -> None:
     before = locked.read_bytes()
-    r = compose(env, "lock", str(PROFILE), "-o", str(locked))
+    r = compose(env, "lock", "--update", str(PROFILE), "-o", str(locked))
     assert r.returncode == 0, r.stderr
     assert "unchanged" in r.stderr
+    assert locked.read_bytes() == before
+    r = compose(env, "lock", str(PROFILE), "-o", str(locked))
+    assert r.returncode == 0 and "fresh" in r.stderr and "kept" in r.stderr, r.stderr
     assert locked.read_bytes() == before
     r = compose(env, "lock", "--check", str(PROFILE), "-o", str(locked))
     assert r.returncode == 0, r.stderr

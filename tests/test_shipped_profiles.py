@@ -107,6 +107,7 @@ def test_variants_differ_only_as_they_say(base: str) -> None:
             after = {p.name: p.version for p in vlk.for_arch(arch)}
             added = set(after) - set(before)
             assert set(before) <= set(after), (suffix, arch)
+            assert all(after[n] == v for n, v in before.items()), (suffix, arch)
             if suffix == "-nonroot":
                 assert added == set()
                 assert (v.image.user, v.image.workdir) == ("nonroot", "/home/nonroot")
@@ -119,3 +120,5 @@ def test_variants_differ_only_as_they_say(base: str) -> None:
                 assert {"libgcc-s1", "libstdc++6", "libgomp1"} <= set(v.include)
             if suffix != "-nonroot":
                 assert (v.image.user, v.image.workdir) == ("0", "/")
+            if suffix != "-debug":
+                assert not v.busybox_applets and v.image.entrypoint == b.image.entrypoint

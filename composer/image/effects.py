@@ -212,14 +212,16 @@ def busybox_applets(tree: Tree, binary: str, listing: bytes, mtime: int) -> list
     --list-full``), as ``busybox --install -s`` makes them, with each link put where
     unpacking would put it (``bin/sh`` becomes ``usr/bin/sh`` in a merged-/usr tree).
     A path that something already occupies (dash's ``sh``, coreutils' ``ls``) keeps what
-    the package shipped, and ``linuxrc`` (at the top, for booting an initramfs) is left
+    the package shipped (a symlink leading nowhere gives way), and ``linuxrc`` (at the top, for booting an initramfs) is left
     out. Returns the links made."""
     owner = tree.entries[binary].package
     try:
         names = sorted(set(listing.decode("ascii").split()))
     except UnicodeDecodeError:
-        raise ComposeError(f"/{binary} {BUSYBOX_LIST} printed something that is not a list of "
-                           "paths") from None
+        names = []
+    if not names:
+        raise ComposeError(f"/{binary} {BUSYBOX_LIST} printed no list of applets",
+                           "is it busybox? set [busybox] applets = false otherwise")
     made = []
     for rel in names:
         parts = rel.split("/")
@@ -228,8 +230,9 @@ def busybox_applets(tree: Tree, binary: str, listing: bytes, mtime: int) -> list
         if len(parts) == 1:  # linuxrc, which only an initramfs boots with
             continue
         path = tree.resolve_parent(rel, f"busybox applet /{rel}")
-        if path in tree.entries:
-            continue
+        old = tree.entries.get(path)
+        if old is not None and not (old.kind == SYMLINK and follow(tree.entries, path) is None):
+            continue  # shipped; a link leading nowhere is replaced
         tree.put(Entry(path, SYMLINK, 0o777, target=f"/{binary}", mtime=mtime, package=owner))
         made.append(path)
     return made

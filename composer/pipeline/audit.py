@@ -78,9 +78,9 @@ def enforce(report: AuditReport) -> None:
 
 def gate_lock(prof: Profile, lk: Lock, opts: BuildOptions) -> None:
     """The policy applied to a lock before it is written: its .debs are fetched and the
-    tree assembled (without byte-compiling, which licences do not depend on; no layer
-    is made)."""
-    quick = dataclasses.replace(prof, python_compile=False)
+    tree assembled (without byte-compiling or busybox's applet links, which licences do
+    not depend on: nothing of the image runs; no layer is made)."""
+    quick = dataclasses.replace(prof, python_compile=False, busybox_applets=False)
     prep = prepare(quick, Path("(new lock)"), opts, lock=lk)
     for arch in prep.archs:
         debs = read_debs(lk.for_arch(arch), prep.paths, prep.cache, opts.workers)

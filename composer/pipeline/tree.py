@@ -7,6 +7,7 @@ resolution.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ def read_debs(pkgs: list[LockedPackage], paths: Mapping[str, Path], cache: Cache
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return list(pool.map(one, biggest_first))
 
+
+_SHARED_OBJECT = re.compile(r"\.so(\.[0-9]+)*$")
 
 RunProgram = Callable[[Mapping[str, Entry], str, list[list[str]], list[str]], list[bytes]]
 """(tree, arch, shares of stdin lines, argv) -> the program's output per share."""
@@ -120,10 +123,13 @@ def _applets(tree: assemble.Tree, arch: str, epoch: int, cache: Cache,
     h.update(tree.entries[binary].data)
     key = h.hexdigest()
     listing = cache.read_derived(key, "applets") if reuse else None
+    fresh = listing is None
     if listing is None:
         listing = run_program(tree.entries, arch, [[]], [f"/{binary}", effects.BUSYBOX_LIST])[0]
+    made = effects.busybox_applets(tree, binary, listing, epoch)  # checks the listing
+    if fresh:
         cache.write_derived(key, "applets", listing)
-    return len(effects.busybox_applets(tree, binary, listing, epoch))
+    return len(made)
 
 
 def _interpreter_identity(tree: assemble.Tree, version: str, lock: Lock, arch: str) -> list[str]:
@@ -132,7 +138,7 @@ def _interpreter_identity(tree: assemble.Tree, version: str, lock: Lock, arch: s
     leaves the byte-code of the same interpreter and sources as it was."""
     interpreter = pycompile.interpreter(version).lstrip("/")
     owners = {e.package for p, e in tree.entries.items()
-              if e.kind == FILE and (p == interpreter or ".so" in p.rsplit("/", 1)[-1])}
+              if e.kind == FILE and (p == interpreter or _SHARED_OBJECT.search(p))}
     return [arch, *sorted(p.sha256 for p in lock.for_arch(arch) if p.name in owners)]
 
 
