@@ -88,6 +88,8 @@ class Profile:
     prefer: tuple[tuple[str, str], ...] = ()
     recommends: bool = False
     python_version: str | None = None
+    only: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(package, globs): of that package, only the paths matching the globs ship."""
     image: ImageSpec = field(default_factory=ImageSpec)
     users: tuple[UserSpec, ...] = ()
     groups: tuple[tuple[str, int], ...] = ()

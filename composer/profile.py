@@ -31,7 +31,7 @@ _ARCHIVE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _TOP_KEYS = ("name", "description", "architectures", "source", "packages", "python", "image",
              "user", "group", "strip", "policy", "busybox")
 _SOURCE_KEYS = ("archive", "suite", "components", "keyring")
-_PACKAGES_KEYS = ("include", "exclude", "prefer", "recommends")
+_PACKAGES_KEYS = ("include", "exclude", "prefer", "recommends", "only")
 _PYTHON_KEYS = ("version", "compile", "trim")
 _IMAGE_KEYS = ("tag", "tags", "entrypoint", "cmd", "env", "user", "workdir", "labels", "compression",
                "sbom")
@@ -342,6 +342,15 @@ def parse(text: str, path: Path) -> Profile:
         name_ok(provider, ("packages", "prefer"))
         prefer.append((virtual, provider))
     recommends = ck.typed(pk.get("recommends", False), bool, ("packages", "recommends"), "true or false")
+    only_raw = ck.typed(pk.get("only", {}), dict, ("packages", "only"),
+                        'a table like { libc-bin = ["usr/lib/locale/C.utf8/**"] }')
+    only = []
+    for pkg, globs in sorted(only_raw.items()):
+        name_ok(pkg, ("packages", "only"))
+        if pkg in exclude:
+            raise ck.fail(("packages", "only", pkg), f"{pkg} is excluded: nothing of it ships",
+                          "remove it from one of the two")
+        only.append((pkg, tuple(ck.strings(globs, ("packages", "only", pkg)))))
 
     python_version = None
     py = data.get("python")
@@ -379,6 +388,7 @@ def parse(text: str, path: Path) -> Profile:
     return Profile(
         path=path, name=name, architectures=architectures, sources=tuple(sources),
         include=include, exclude=exclude, prefer=tuple(sorted(prefer)), recommends=recommends,
+        only=tuple(only),
         python_version=python_version, image=image, users=users, groups=groups,
         strip=strip_paths, keep=keep, strip_defaults=strip_defaults,
         python_compile=py_compile, python_trim=py_trim, policy_deny=deny,

@@ -43,6 +43,10 @@ facts["encodings"] = sorted({codecs.lookup(e).name for e in (
     sys.stdout.encoding, sys.stdin.encoding, sys.getfilesystemencoding(),
     locale.getpreferredencoding(False))})
 facts["stdin"] = sys.stdin.read()
+try:  # what a C program (or a Python one) that honours LANG does first
+    facts["setlocale"] = [locale.setlocale(locale.LC_ALL, ""), locale.nl_langinfo(locale.CODESET)]
+except locale.Error as exc:
+    facts["setlocale"] = str(exc)
 name = os.path.join("/tmp", text + ".txt")
 with open(name, "w") as f:
     f.write(text)

@@ -103,3 +103,23 @@ def test_busybox_listing_must_name_paths_below_root() -> None:
         with pytest.raises(ComposeError):
             effects.busybox_applets(tree, "usr/bin/busybox", bad, 0)
     assert effects.busybox_binary(assemble.Tree()) is None
+
+
+def test_only_keeps_the_selected_paths_of_a_package() -> None:
+    tree = assemble.merged_usr("amd64", 0)
+    for path in ("usr/sbin/ldconfig", "usr/lib/locale/C.utf8/LC_CTYPE", "usr/bin/iconv",
+                 "usr/share/doc/libc-bin/copyright", "etc/ld.so.conf.d/libc.conf"):
+        tree.put(Entry(path, FILE, 0o644, data=path.encode(), package="libc-bin"))
+    tree.put(Entry("usr/bin/getent", FILE, 0o755, data=b"x", package="other"))
+    tree.put(Entry("usr/bin/iconv-link", assemble.HARDLINK, 0o755, target="usr/bin/iconv",
+                   package="other"))
+    removed = assemble.only(tree, {"libc-bin": ["usr/lib/locale/C.utf8/**"]})
+    assert "usr/sbin/ldconfig" in removed and "etc/ld.so.conf.d" in removed
+    assert "usr/lib/locale/C.utf8/LC_CTYPE" in tree.entries
+    assert "usr/share/doc/libc-bin/copyright" in tree.entries  # always kept
+    assert "usr/bin/getent" in tree.entries  # another package's
+    # a hard link another package keeps becomes the file it linked to
+    assert tree.entries["usr/bin/iconv-link"].kind == FILE
+    assert tree.entries["usr/bin/iconv-link"].data == b"usr/bin/iconv"
+    # a directory libc-bin made that is left empty goes; the merged-/usr ones stay
+    assert "etc" not in tree.entries and "usr/sbin" in tree.entries

@@ -100,7 +100,7 @@ def test_unknown_key(case: str) -> None:
 def test_unknown_key_without_a_close_match_lists_the_known_keys() -> None:
     err = fails(edit("[python]\n", "colour = 1\n\n[python]\n"))
     assert err.message == f"{WHERE}:20: packages.colour: unknown key"
-    assert err.hint == "known keys here: include, exclude, prefer, recommends"
+    assert err.hint == "known keys here: include, exclude, prefer, recommends, only"
 
 
 def test_unknown_literal_quoted_key_line() -> None:
@@ -528,3 +528,16 @@ def test_busybox_applets() -> None:
     assert "true or false" in str(e)
     e = fails(BASE + "\n[busybox]\nlinks = true\n")
     assert "links" in str(e)
+
+
+def test_only_some_paths_of_a_package() -> None:
+    p = parse(edit('exclude = ["debconf"]', 'exclude = ["debconf"]\n'
+                   'only = { libc-bin = ["usr/lib/locale/C.utf8/**"], tzdata = [] }'), WHERE)
+    assert p.name == "t"
+    assert p.only == (("libc-bin", ("usr/lib/locale/C.utf8/**",)), ("tzdata", ()))
+    e = fails(edit('exclude = ["debconf"]', 'exclude = ["debconf"]\nonly = { debconf = ["x"] }'))
+    assert "t.toml:17" in str(e) and "excluded" in e.message
+    e = fails(edit('exclude = ["debconf"]', 'exclude = ["debconf"]\nonly = { "Bad Name" = [] }'))
+    assert "not a Debian package name" in e.message
+    e = fails(edit('exclude = ["debconf"]', 'exclude = ["debconf"]\nonly = { libc-bin = "x" }'))
+    assert "packages.only.libc-bin" in str(e)

@@ -112,6 +112,7 @@ def test_smoke(name: str, arch: str, images: dict[tuple[str, str], Image],
 
     # UTF-8 in and out
     assert got["encodings"] == ["utf-8"]
+    assert got["setlocale"] == ["C.UTF-8", "UTF-8"]  # the C.utf8 locale of libc-bin ships
     assert got["stdin"] == "stdin \u2713\n"
     assert got["file"] == got["text"] and got["listed"]
     assert img.env["LANG"] == "C.UTF-8"

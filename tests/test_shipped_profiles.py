@@ -84,8 +84,10 @@ def test_base_profiles_are_the_distroless_images(base: str) -> None:
                 "libgcc-s1", "libgomp1", "libstdc++6", f"python{version}-minimal",
                 f"libpython{version}-stdlib"} <= names
         # no shell, no package manager, no interpreter wrapper
-        assert not {"dash", "bash", "busybox", "dpkg", "apt", "python3", "libc-bin",
+        assert not {"dash", "bash", "busybox", "dpkg", "apt", "python3",
                     "coreutils", "perl-base"} & names, arch
+    # of libc-bin, only the C.UTF-8 locale, as distroless takes it
+    assert prof.only == (("libc-bin", ("usr/lib/locale/C.utf8/**",)),)
 
 
 @pytest.mark.parametrize("base", list(EXPECTED))
@@ -115,10 +117,13 @@ def test_variants_differ_only_as_they_say(base: str) -> None:
                 assert added == {"busybox"}
                 assert v.busybox_applets and v.image.entrypoint == ("/bin/sh",)
             else:
-                # dash for os.system, libc-bin for ldconfig, and dash's debianutils
-                assert added == {"dash", "libc-bin", "debianutils"}
+                # dash for os.system and dash's debianutils; all of libc-bin for ldconfig
+                assert added == {"dash", "debianutils"}
+                assert v.only == (("libc-bin", ("**",)),)
                 assert {"libgcc-s1", "libstdc++6", "libgomp1"} <= set(v.include)
             if suffix != "-nonroot":
                 assert (v.image.user, v.image.workdir) == ("0", "/")
+            if suffix != "-compat":
+                assert v.only == b.only
             if suffix != "-debug":
                 assert not v.busybox_applets and v.image.entrypoint == b.image.entrypoint

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from composer.debian import relation
@@ -206,10 +206,30 @@ def strip(tree: Tree, patterns: Iterable[str], keep: Iterable[str] = ()) -> list
         return []
     hold = _any((*KEEP_ALWAYS, *keep))
     assert hold is not None
+    return _remove(tree, lambda path: bool(drop.match(path)) and not hold.match(path))
+
+
+def only(tree: Tree, selections: Mapping[str, Sequence[str]]) -> list[str]:
+    """Of each package named, keep only the paths that match its globs (and its
+    copyright), as distroless takes just the C.utf8 locale out of libc-bin; directories
+    it owns that are left empty go too. Returns the removed paths, sorted."""
+    rules = {name: _any(globs) for name, globs in selections.items()}
+    hold = _any(KEEP_ALWAYS)
+    assert hold is not None
 
     def dropped(path: str) -> bool:
-        return bool(drop.match(path)) and not hold.match(path)
+        e = tree.entries[path]
+        if e.package not in rules or hold.match(path):
+            return False
+        wanted = rules[e.package]
+        return wanted is None or not wanted.match(path)
 
+    return _remove(tree, dropped)
+
+
+def _remove(tree: Tree, dropped: Callable[[str], bool]) -> list[str]:
+    """Remove the files and links for which ``dropped`` holds, then the directories
+    for which it holds that are left empty."""
     removed = [p for p, e in tree.entries.items() if e.kind != DIR and dropped(p)]
     gone = {p: tree.entries.pop(p) for p in removed}
     # A kept hardlink to a removed file becomes that file; later links point to it.

@@ -208,7 +208,7 @@ def _memo_key(prof: Profile, lk: Lock, arch: str, epoch: int, method: str) -> st
         "packages": sorted((p.name, p.sha256) for p in lk.for_arch(arch)),
         "strip": [prof.strip, prof.keep, prof.strip_defaults],
         "python": [prof.python_version, prof.python_compile, prof.python_trim],
-        "busybox": prof.busybox_applets,
+        "busybox": prof.busybox_applets, "only": prof.only,
         "users": [[u.name, u.uid, u.gid, u.home, u.shell] for u in prof.users],
         "groups": prof.groups, "user": prof.image.user, "sbom": prof.image.sbom,
         "compressor": _compressor(method),

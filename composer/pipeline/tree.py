@@ -77,6 +77,13 @@ def assemble_tree(prof: Profile, lock: Lock, arch: str, debs: list[tuple[str, de
     report = TreeReport(arch, packages=len(debs))
     tree = assemble.merged_usr(arch, epoch)
     assemble.merge(tree, debs)
+    if prof.only:
+        locked = {name for name, _ in debs}
+        for name, _ in prof.only:
+            if name not in locked:
+                raise ComposeError(f"[{arch}] [packages] only names {name}, which the lock does not hold",
+                                   f"add {name} to [packages] include, or drop it from only")
+        assemble.only(tree, dict(prof.only))
 
     # The CA bundle is made from the shipped certificates before stripping, so that a
     # profile can strip usr/share/ca-certificates and ship the bundle alone.
