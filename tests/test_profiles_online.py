@@ -121,6 +121,14 @@ def test_smoke(name: str, arch: str, images: dict[tuple[str, str], Image],
     assert got["ca"] > 100
     assert img.env["SSL_CERT_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
 
+    # the accounts of the distroless images
+    assert (img.root / "etc/passwd").read_text() == (
+        "root:x:0:0:root:/root:/sbin/nologin\n"
+        "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n")
+    assert (img.root / "etc/group").read_text() == (
+        "root:x:0:\ntty:x:5:\nstaff:x:50:\nnonroot:x:65532:\nnobody:x:65534:\n")
+
     # the process user and working directory are the profile's
     if want["nonroot"]:
         assert img.config["User"] == "65532:65532"
