@@ -208,8 +208,8 @@ def _profile_and_lock_path(args: argparse.Namespace):  # type: ignore[no-untyped
 def _lock_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from composer import lockfile
 
-    prof, path = _profile_and_lock_path(args)
-    return prof, lockfile.load(path)
+    _, path = _profile_and_lock_path(args)
+    return lockfile.load(path)
 
 
 def _default_out(name: str, fmt: str) -> Path:
@@ -253,7 +253,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_why(args: argparse.Namespace) -> int:
     from composer import pipeline
 
-    _, lk = _lock_for(args)
+    lk = _lock_for(args)
     arch = args.arch or lk.architectures[0]
     if arch not in lk.architectures:
         raise ComposeError(f"the lock of {lk.profile} has no architecture {arch}",
@@ -283,7 +283,7 @@ def cmd_why(args: argparse.Namespace) -> int:
 def cmd_graph(args: argparse.Namespace) -> int:
     from composer import pipeline
 
-    _, lk = _lock_for(args)
+    lk = _lock_for(args)
     if args.format == "dot":
         sys.stdout.write(pipeline.graph_dot(lk))
     else:

@@ -193,6 +193,28 @@ def test_build_works_with_the_mirror_unreachable(world: World, built: Built,
     assert world.log[start:] == []
 
 
+def test_a_remembered_layer_needs_neither_the_debs_nor_the_mirror(
+        world: World, built: Built, tmp_path: Path) -> None:
+    """The cache keeps what was derived (the layer, its memo) but not the .debs: a
+    rebuild of the same lock reads none of them, so it needs no mirror."""
+    cache = tmp_path / "cache"
+    shutil.copytree(world.env["COMPOSE_CACHE_DIR"], cache,
+                    ignore=shutil.ignore_patterns("sha256"))
+    assert not (cache / "sha256").exists() and (cache / "derived").is_dir()
+    start = len(world.log)
+    dead = f"--mirror=debian=http://127.0.0.1:{closed_port()}/debian"
+    rc, out, err = world.run("build", "--locked", "profiles/img.toml", "-o", tmp_path / "again",
+                             dead, env=world.env | {"COMPOSE_CACHE_DIR": str(cache)})
+    assert rc == 0, err
+    assert out.strip().splitlines()[-1] == built.digest
+    assert Layout(tmp_path / "again").files() == built.layout.files()
+    assert world.log[start:] == []
+    # verify rebuilds from the .debs themselves, so it needs them
+    rc, _, err = world.run("verify", "profiles/img.toml", "--image", tmp_path / "again", dead,
+                           env=world.env | {"COMPOSE_CACHE_DIR": str(cache)})
+    assert rc == 2 and re.search(r"^error: .*(download|fetch|connect|mirror)", err, re.M | re.I), err
+
+
 def test_missing_lock_is_refused_and_nothing_is_written(world: World, tmp_path: Path) -> None:
     project = Path(shutil.copytree(world.project, tmp_path / "p"))
     (project / "profiles" / "fresh.toml").write_text(profile_text("fresh", ["tools"]))
@@ -753,10 +775,18 @@ def test_bad_image_settings_name_file_line_and_key(world: World, tmp_path: Path,
     assert out == "" and not (tmp_path / "out").exists()
 
 
-def test_an_unknown_image_user_is_a_clean_error(world: World, tmp_path: Path) -> None:
+def _edited(world: World, tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the project whose profile img.toml has ``old`` replaced by ``new``."""
     project = Path(shutil.copytree(world.project, tmp_path / "p"))
     prof = project / "profiles" / "img.toml"
-    prof.write_text(prof.read_text().replace('user = "nonroot"', 'user = "ghost"'))
+    text = prof.read_text()
+    assert old in text, old
+    prof.write_text(text.replace(old, new))
+    return project
+
+
+def test_an_unknown_image_user_is_a_clean_error(world: World, tmp_path: Path) -> None:
+    project = _edited(world, tmp_path, 'user = "nonroot"', 'user = "ghost"')
     rc, out, err = world.run("build", "--locked", "profiles/img.toml", "-o", "out/img",
                              *world.flags, cwd=project)
     assert rc == 2, err
@@ -778,9 +808,7 @@ def test_a_bad_source_date_epoch_is_a_clean_error(world: World, tmp_path: Path) 
 
 def test_an_interpreter_that_cannot_run_is_a_clean_error(world: World, tmp_path: Path) -> None:
     """With [python] compile on, the image's own (here: fake) interpreter must run."""
-    project = Path(shutil.copytree(world.project, tmp_path / "p"))
-    prof = project / "profiles" / "img.toml"
-    prof.write_text(prof.read_text().replace("compile = false", "compile = true"))
+    project = _edited(world, tmp_path, "compile = false", "compile = true")
     rc, out, err = world.run("build", "--locked", "profiles/img.toml", "-o", "out/img",
                              *world.flags, cwd=project)
     assert rc == 2, err
@@ -791,9 +819,7 @@ def test_an_interpreter_that_cannot_run_is_a_clean_error(world: World, tmp_path:
 
 def test_a_home_below_a_symlink_lands_where_the_link_points(world: World,
                                                             tmp_path: Path) -> None:
-    project = Path(shutil.copytree(world.project, tmp_path / "p"))
-    prof = project / "profiles" / "img.toml"
-    prof.write_text(prof.read_text().replace('home = "/srv/app"', 'home = "/var/run/app"'))
+    project = _edited(world, tmp_path, 'home = "/srv/app"', 'home = "/var/run/app"')
     rc, _, err = world.run("build", "--locked", "profiles/img.toml", "-o", "out/img",
                            *world.flags, cwd=project)
     assert rc == 0, err

@@ -17,7 +17,8 @@ LAYER = {
     "composer.pipeline": 3,
     "composer.cli": 4, "composer.__main__": 5,
 }
-IO_MODULES = {"httpx", "gnupg", "subprocess", "socket", "urllib.request", "http.client"}
+IO_MODULES = {"httpx", "httpcore", "gnupg", "subprocess", "socket", "ssl", "urllib.request",
+              "http.client"}
 IO_ALLOWED = ("composer.archive", "composer.pipeline.sandbox")
 
 

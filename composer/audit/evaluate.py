@@ -19,7 +19,7 @@ from composer.audit.report import (
 )
 from composer.debian import copyright as dep5
 from composer.elf import MAGIC as ELF_MAGIC
-from composer.model import FILE, HARDLINK, SYMLINK, Entry, follow
+from composer.model import DIR, FILE, HARDLINK, SYMLINK, Entry, follow
 
 
 class Locked(Protocol):
@@ -49,17 +49,19 @@ class Locked(Protocol):
     def required_by(self) -> tuple[str, ...]: ...
 
 
+def _content(entries: Mapping[str, Entry], e: Entry) -> bytes:
+    """A file's bytes, a hard link's those of its target."""
+    return entries[e.target].data if e.kind == HARDLINK else e.data
+
+
 def shipped_files(entries: Mapping[str, Entry]) -> dict[str, list[ShippedFile]]:
     """Every shipped file and symlink, by the package that shipped it ("" for what
     compose generated), with its sha256, sha1 and size."""
     out: dict[str, list[ShippedFile]] = {}
     for path in sorted(entries):
         e = entries[path]
-        if e.kind == FILE:
-            data = e.data
-            kind = "file"
-        elif e.kind == HARDLINK:
-            data = entries[e.target].data
+        if e.kind in (FILE, HARDLINK):
+            data = _content(entries, e)
             kind = "file"
         elif e.kind == SYMLINK:
             data = e.target.encode()
@@ -79,9 +81,7 @@ def _copyright(entries: Mapping[str, Entry], name: str) -> tuple[str, bytes] | N
     if path is None:
         return None
     e = entries[path]
-    if e.kind == HARDLINK:
-        return path, entries[e.target].data
-    return (path, e.data) if e.kind == FILE else None
+    return (path, _content(entries, e)) if e.kind in (FILE, HARDLINK) else None
 
 
 def licences(entries: Mapping[str, Entry], name: str, files: Sequence[ShippedFile],
@@ -111,12 +111,11 @@ def evaluate(profile: str, arch: str, digest: str, epoch: int,
     symlinks = {}
     owner = {}
     for path, e in entries.items():
-        data = entries[e.target].data if e.kind == HARDLINK else e.data
-        if e.kind in (FILE, HARDLINK) and data[:4] == ELF_MAGIC:
-            files_by_path[path] = data
+        if e.kind in (FILE, HARDLINK) and _content(entries, e)[:4] == ELF_MAGIC:
+            files_by_path[path] = _content(entries, e)
         elif e.kind == SYMLINK:
             symlinks[path] = e.target
-        if e.kind != "dir":
+        if e.kind != DIR:
             owner[path] = e.package
     audited = []
     for p in sorted(packages, key=lambda p: p.name):

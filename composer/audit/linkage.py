@@ -85,11 +85,10 @@ from composer import elf
 from composer.audit.report import Link
 from composer.elf import DF_1_NODEFLIB, DF_1_PIE, ET_DYN, ET_EXEC, Elf
 from composer.errors import FormatError
+from composer.model import MAX_SYMLINKS
 
 __all__ = ["Dependants", "Found", "Linked", "Linker", "closure", "dependants", "resolve"]
 
-MAX_SYMLINKS = 40
-"""Linux's limit on symlinks followed in one path lookup (``ELOOP`` beyond)."""
 
 _ELFOSABI_SYSV, _ELFOSABI_GNU = 0, 3
 _LIBC_ABI_MAX = 4

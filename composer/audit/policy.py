@@ -125,9 +125,7 @@ def blocking(node: Node, deny: Sequence[str]) -> list[tuple[str, str]]:
         hit = denied_by(node.term, deny)
         return [(node.term, hit)] if hit else []
     results = [blocking(c, deny) for c in node.children]
-    if node.op == "and":
-        return [pair for r in results for pair in r]
-    if any(not r for r in results):
+    if node.op == "or" and not all(results):  # one side can be met
         return []
     return [pair for r in results for pair in r]
 

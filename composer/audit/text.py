@@ -7,16 +7,10 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from composer.audit.html import human_size
 from composer.audit.report import AuditReport, Link, PackageLicences, is_gpl_family
 
 RED, YELLOW, DIM, BOLD, RESET = "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
-
-
-def size(n: int) -> str:
-    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
 
 
 def _how(lic: PackageLicences) -> str:
@@ -90,7 +84,7 @@ def table(reports: Sequence[AuditReport], colour: bool = False) -> str:
             room = 60 - len(suffix)
             expr = p.licences.expression
             lic = (expr if len(expr) <= room else expr[:room - 1] + "…") + suffix
-            rows.append((p.name, p.version, lic, size(p.shipped_size), family(p.licences.ids)))
+            rows.append((p.name, p.version, lic, human_size(p.shipped_size), family(p.licences.ids)))
         widths = [min(max(len(row[i]) for row in rows), cap)
                   for i, cap in enumerate((28, 26, 60, 10, 8))]
         for n, row in enumerate(rows):
@@ -107,7 +101,7 @@ def table(reports: Sequence[AuditReport], colour: bool = False) -> str:
         total = sum(p.shipped_size for p in r.packages) + sum(f.size for f in r.generated)
         gpl = sum(1 for p in r.packages if p.licences.gpl_family)
         prose = sum(1 for p in r.packages if p.licences.detected)
-        lines.append(f"{len(r.packages)} packages, {size(total)} shipped (with what compose "
+        lines.append(f"{len(r.packages)} packages, {human_size(total)} shipped (with what compose "
                      f"generated); {gpl} of the GPL family; {prose} with licences detected "
                      "from a copyright file that is not machine-readable")
         lines += _problems(r)

@@ -29,6 +29,7 @@ class Index:
         self.architecture = architecture
         self.parts = parts
         self._records: dict[str, list[PackageRecord]] = {}
+        self._order: dict[str, tuple[int, int, int, int]] = {}
 
     def _record(self, part: IndexPart, offset: int) -> PackageRecord:
         f = part.file.stanza(offset)
@@ -106,12 +107,18 @@ class Index:
         return names
 
     def creation_order(self, name: str) -> tuple[int, int, int, int]:
-        """The order in which apt's cache would create ``name`` (files in source order)."""
-        for i, part in enumerate(self.parts):
-            found = part.file.first_mention(name)
-            if found is not None:
-                return (i, *found)
-        return (len(self.parts), 0, 0, 0)
+        """The order in which apt's cache would create ``name`` (files in source order);
+        remembered, since finding a name's first mention searches the whole file."""
+        order = self._order.get(name)
+        if order is None:
+            order = (len(self.parts), 0, 0, 0)
+            for i, part in enumerate(self.parts):
+                found = part.file.first_mention(name)
+                if found is not None:
+                    order = (i, *found)
+                    break
+            self._order[name] = order
+        return order
 
     def has_name(self, name: str) -> bool:
         return any(part.file.lookup(name) for part in self.parts)

@@ -23,9 +23,7 @@ from composer.debian import relation
 from composer.debian.deb import Deb
 from composer.errors import ComposeError
 from composer.image.tree import DIR, FILE, HARDLINK, SYMLINK, Entry
-from composer.model import follow
-
-MAX_LINK_DEPTH = 40
+from composer.model import MAX_SYMLINKS, follow
 
 MERGED_USR = ("bin", "sbin", "lib")
 LIB64_ARCHES = ("amd64", "ppc64el", "loong64", "mips64el")
@@ -57,7 +55,7 @@ class Tree:
     def resolve_parent(self, path: str, where: str) -> str:
         """``path`` with every symlinked directory on the way replaced by its target."""
         parts = path.split("/")
-        for _ in range(MAX_LINK_DEPTH):
+        for _ in range(MAX_SYMLINKS):
             for i in range(1, len(parts)):
                 prefix = "/".join(parts[:i])
                 e = self.entries.get(prefix)

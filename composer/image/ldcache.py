@@ -69,6 +69,7 @@ from dataclasses import dataclass
 
 from composer.errors import ComposeError, FormatError
 from composer.image.tree import DIR, FILE, HARDLINK, SYMLINK, Entry
+from composer.model import MAX_SYMLINKS
 
 __all__ = [
     "ARCHES",
@@ -110,7 +111,6 @@ TLS_HWCAP_BIT = 63
 
 DEFAULT_CONF = "/etc/ld.so.conf"
 MAX_INCLUDE_DEPTH = 32
-MAX_SYMLINKS = 40
 PAGE = 4096
 
 _ET_DYN = 3

@@ -15,8 +15,9 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,14 +238,41 @@ def _remembered(cache: Any, key: str, method: str) -> tuple[oci.Layer, int, str,
 
 @dataclass(frozen=True)
 class Prepared:
-    """A fresh lock, the architectures asked for, SOURCE_DATE_EPOCH, and every locked
-    .deb of those architectures verified in the cache."""
+    """A fresh lock, the architectures asked for, SOURCE_DATE_EPOCH, and the locked
+    .debs of those architectures, verified in the cache when first asked for."""
 
     lock: Lock
     archs: tuple[str, ...]
     epoch: int
     cache: Any
     paths: Mapping[str, Path]
+
+
+class _Debs(Mapping[str, Path]):
+    """The verified .debs by sha256, fetched (from the cache, checked again, or from a
+    mirror) the first time one is asked for. A build whose layer the memo knows, or
+    whose .debs were decompressed before (the copies carry their own checksum), reads
+    none and so needs neither the .debs nor the network."""
+
+    def __init__(self, fetch: Callable[[], Mapping[str, Path]]) -> None:
+        self._fetch = fetch
+        self._paths: Mapping[str, Path] | None = None
+        self._lock = threading.Lock()
+
+    def _all(self) -> Mapping[str, Path]:
+        with self._lock:  # read_debs asks from several threads
+            if self._paths is None:
+                self._paths = self._fetch()
+            return self._paths
+
+    def __getitem__(self, sha256: str) -> Path:
+        return self._all()[sha256]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 def prepare(prof: Profile, lock_path: Path, opts: BuildOptions,
@@ -271,10 +299,13 @@ def prepare(prof: Profile, lock_path: Path, opts: BuildOptions,
     wanted = [Wanted(p.archive, p.filename, p.size, p.sha256,
                      f"{p.name} {p.version} {p.architecture}") for p in pkgs]
     mirrors = Mirrors(opts.mirrors, opts.env)
-    with Archive(mirrors, cache, "compose", say=opts.say) as archive:
-        paths = archive.fetch_debs(wanted, lambda pr: opts.progress(
-            "download", pr.done_bytes, pr.total_bytes))
-    return Prepared(lk, tuple(archs), epoch, cache, paths)
+
+    def fetch() -> Mapping[str, Path]:
+        with Archive(mirrors, cache, "compose", say=opts.say) as archive:
+            return archive.fetch_debs(wanted, lambda pr: opts.progress(
+                "download", pr.done_bytes, pr.total_bytes))
+
+    return Prepared(lk, tuple(archs), epoch, cache, _Debs(fetch))
 
 
 @dataclass(frozen=True)
