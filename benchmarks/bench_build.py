@@ -14,14 +14,18 @@ scratch directory and its amd64 .debs fetched into compose's cache. Then, with e
   cached; the tree is assembled, tarred and compressed again, as after a change to the
   profile's image settings) and ``rebuild`` (an unchanged lock: the layer is reused).
 
-Usage: python benchmarks/bench_build.py [--runs N]   (prints a Markdown table)
+Usage: python benchmarks/bench_build.py [--runs N] [--write docs/performance.md]
+(prints Markdown tables; --write puts them between the file's bench_build markers)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -82,7 +86,28 @@ def _layer_figures(layout: Path, runs: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--write", type=Path, help="update the figures in this markdown file")
     opts = ap.parse_args()
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        _measure(opts)
+    tables = printed.getvalue()
+    print(tables, end="")
+    if opts.write:
+        begin, end = "<!-- bench_build:begin -->", "<!-- bench_build:end -->"
+        block = (f"{begin}\nMeasured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, "
+                 f"`benchmarks/bench_build.py --runs {opts.runs}`, as it prints them:\n\n"
+                 f"{tables}{end}")
+        text = opts.write.read_text()
+        if begin in text:
+            text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text,
+                          flags=re.S)
+        else:
+            text += "\n" + block + "\n"
+        opts.write.write_text(text)
+
+
+def _measure(opts: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="compose-bench-"))
     env = dict(os.environ, COMPOSE_CACHE_DIR=str(work / "cache"))
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed compose has its byte-code

@@ -26,6 +26,7 @@ import pytest
 
 from composer.errors import ComposeError
 from composer.image import pycompile
+from composer.model import DIR, FILE, SYMLINK, Entry
 from tests.buildhelp import (
     CERTS,
     DEFAULT_PATH,
@@ -896,3 +897,26 @@ def test_pycompile_driver_output_is_deterministic(tmp_path: Path) -> None:
     for cut in (whole[:-1], whole[: len(whole) // 2], b""):
         with pytest.raises(ComposeError):
             pycompile.parse(cut)
+
+
+def test_pycompile_sources_include_links_to_files() -> None:
+    """Debian's sitecustomize.py is a link to /etc/pythonX.Y: Python caches what it
+    imports through a link beside the link, so the link is a source; a dangling link
+    or one to a directory is not, and the key follows the content behind the link."""
+    lib = f"usr/lib/python{PY}"
+    tree = {
+        f"etc/python{PY}/sitecustomize.py": Entry(f"etc/python{PY}/sitecustomize.py", FILE,
+                                                  0o644, data=b"x = 1\n"),
+        f"{lib}/os.py": Entry(f"{lib}/os.py", FILE, 0o644, data=b"y = 2\n"),
+        f"{lib}/sitecustomize.py": Entry(f"{lib}/sitecustomize.py", SYMLINK, 0o777,
+                                         target=f"/etc/python{PY}/sitecustomize.py"),
+        f"{lib}/gone.py": Entry(f"{lib}/gone.py", SYMLINK, 0o777, target="nowhere.py"),
+        f"{lib}/dir.py": Entry(f"{lib}/dir.py", SYMLINK, 0o777, target="/etc"),
+        **{d: Entry(d, DIR, 0o755) for d in ("etc", f"etc/python{PY}", "usr", "usr/lib", lib)},
+    }
+    assert pycompile.sources(tree, PY) == [f"/{lib}/os.py", f"/{lib}/sitecustomize.py"]
+    key = pycompile.key(["amd64"], tree, pycompile.sources(tree, PY))
+    changed = dict(tree)
+    changed[f"etc/python{PY}/sitecustomize.py"] = Entry(
+        f"etc/python{PY}/sitecustomize.py", FILE, 0o644, data=b"x = 3\n")
+    assert pycompile.key(["amd64"], changed, pycompile.sources(changed, PY)) != key

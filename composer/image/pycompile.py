@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from composer.errors import ComposeError
 from composer.image.tree import DIR, FILE, Entry
+from composer.model import follow
 
 DRIVER = r"""
 import py_compile, sys, os, tempfile
@@ -51,11 +52,19 @@ def interpreter(python_version: str) -> str:
 
 
 def sources(tree: Mapping[str, Entry], python_version: str) -> list[str]:
-    """Every ``.py`` file of the standard library and of dist-packages, as absolute
-    paths in sorted order."""
+    """Every ``.py`` of the standard library and of dist-packages, as absolute paths in
+    sorted order: files, and symlinks to files (Debian's ``sitecustomize.py`` leads to
+    ``/etc/pythonX.Y``; Python caches what it imports through a link beside the link)."""
     roots = (f"usr/lib/python{python_version}/", "usr/lib/python3/dist-packages/")
     return ["/" + p for p, e in sorted(tree.items())
-            if e.kind == FILE and p.endswith(".py") and p.startswith(roots)]
+            if p.endswith(".py") and p.startswith(roots) and _source(tree, p) is not None]
+
+
+def _source(tree: Mapping[str, Entry], path: str) -> Entry | None:
+    """The file a source path leads to, through symlinks inside the tree."""
+    found = follow(tree, path)
+    e = tree[found] if found is not None else None
+    return e if e is not None and e.kind == FILE else None
 
 
 def split(paths: list[str], parts: int) -> list[list[str]]:
@@ -70,7 +79,9 @@ def key(identity: Iterable[str], tree: Mapping[str, Entry], paths: Iterable[str]
     for part in (*FLAGS, DRIVER, *identity):
         h.update(part.encode() + b"\0")
     for p in paths:
-        h.update(p.encode() + b"\0" + hashlib.sha256(tree[p.lstrip("/")].data).digest())
+        source = _source(tree, p.lstrip("/"))
+        assert source is not None, p
+        h.update(p.encode() + b"\0" + hashlib.sha256(source.data).digest())
     return h.hexdigest()
 
 
