@@ -160,7 +160,7 @@ built:
 
 | command | wall time |
 |---|---|
-| `compose lock` (non-editable install) | {fmt(ours)} |
+| `compose lock --update` (non-editable install) | {fmt(ours)} |
 | `apt-get install --simulate --no-install-recommends` (same roots, same Packages files) | {fmt(apt_t)} |
 | ratio compose / apt | {ratio:.2f} (target ≤ 0.33) |
 
