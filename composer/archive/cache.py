@@ -4,8 +4,10 @@ Layout under the cache root (``$COMPOSE_CACHE_DIR`` or ``$XDG_CACHE_HOME/compose
 ``sha256/ab/abcdef…`` for verified content, ``derived/`` for data computed from it
 (a Packages file's scan), ``state/`` for the last InRelease that verified at a URL (kept
 to send a conditional request; it is verified again on every use), ``tmp/`` for
-downloads in flight. Everything appears by ``os.replace`` from ``tmp/``, so a reader
-sees a whole file or none.
+downloads in flight. Downloads are written unnamed and appear by rename only when whole
+and verified (see ``composer.atomic``), so a reader sees a whole file or none, and a
+killed process leaves nothing half-written. Concurrent processes may share the cache:
+each entry is named by its content, and the last of two identical renames wins.
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ import contextlib
 import hashlib
 import mmap
 import os
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
 
+from composer import atomic
 from composer.errors import ConfigError
 from composer.model import SHA256_HEX
 
@@ -43,6 +44,7 @@ class Cache:
         try:
             for sub in ("sha256", "state", "tmp"):
                 (root / sub).mkdir(parents=True, exist_ok=True)
+            atomic.sweep(root / "tmp", ".new-", (".part",))
         except OSError as exc:
             raise ConfigError(f"cannot use the cache directory {root}: {exc.strerror}",
                               "set COMPOSE_CACHE_DIR to a writable directory") from exc
@@ -61,34 +63,24 @@ class Cache:
                 return b""
             return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
-    @contextlib.contextmanager
-    def incoming(self) -> Iterator[tuple[IO[bytes], Path]]:
-        """A temporary file in the cache's filesystem; removed unless committed."""
-        fd, name = tempfile.mkstemp(dir=self.root / "tmp", prefix="in-")
-        path = Path(name)
-        try:
-            with os.fdopen(fd, "w+b") as f:
-                yield f, path
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+    def incoming(self) -> contextlib.AbstractContextManager[atomic.NewFile]:
+        """A new, unnamed file in the cache's file system; it gets a name only when
+        committed, so nothing of it remains if the process dies first."""
+        return atomic.new_file(self.root / "tmp")
 
-    def commit(self, tmp: Path, sha256: str) -> Path:
-        """Move a verified temporary file into place under its hash."""
+    def commit(self, new: atomic.NewFile, sha256: str) -> Path:
+        """Put a verified new file in place under its hash."""
         dest = self.blob_path(sha256)
         dest.parent.mkdir(exist_ok=True)
-        os.replace(tmp, dest)
-        return dest
+        return new.commit(dest)
 
     def put_bytes(self, data: bytes) -> str:
         """Store verified bytes; returns their sha256."""
         digest = hashlib.sha256(data).hexdigest()
         if not self.has(digest):
-            with self.incoming() as (f, tmp):
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-                self.commit(tmp, digest)
+            with self.incoming() as new:
+                new.file.write(data)
+                self.commit(new, digest)
         return digest
 
     def derived_path(self, sha256: str, kind: str) -> Path:
@@ -116,21 +108,18 @@ class Cache:
     def write_derived(self, sha256: str, kind: str, data: bytes) -> None:
         dest = self.derived_path(sha256, kind)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with self.incoming() as (f, tmp):
-            f.write(data)
-            f.write(hashlib.sha256(data).digest())
-            f.flush()
-            os.fsync(f.fileno())
-            os.replace(tmp, dest)
+        with self.incoming() as new:
+            new.file.write(data)
+            new.file.write(hashlib.sha256(data).digest())
+            new.commit(dest)
 
     def state_path(self, key: str) -> Path:
         return self.root / "state" / hashlib.sha256(key.encode()).hexdigest()
 
     def write_state(self, key: str, data: bytes) -> None:
-        with self.incoming() as (f, tmp):
-            f.write(data)
-            f.flush()
-            os.replace(tmp, self.state_path(key))
+        with self.incoming() as new:
+            new.file.write(data)
+            new.commit(self.state_path(key))
 
     def read_state(self, key: str) -> bytes | None:
         try:

@@ -82,7 +82,11 @@ def fetch(http: Callable[[], Http], cache: Cache, mirrors: Mirrors, wanted: Iter
 
     def one(w: Wanted) -> Path:
         urls = [f"{base}/{w.filename}" for base in mirrors.find(w.archive).urls]
-        return client.download_verified(urls, w.size, w.sha256, cache, w.what)
+        return client.download_verified(
+            urls, w.size, w.sha256, cache, w.what,
+            "Debian's mirrors drop superseded versions within days: add a mirror that "
+            "keeps them (a list, or a snapshot URL with {date}), or build from a "
+            "`compose vendor` copy")
 
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         futures = {pool.submit(one, w): w for w in missing}

@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from composer.errors import FetchError, TrustError
+from composer.errors import ConfigError, FetchError, TrustError
 
 if TYPE_CHECKING:
 
@@ -24,6 +25,32 @@ if TYPE_CHECKING:
 RETRIES = 3
 BACKOFF = 0.5
 TIMEOUT = 30.0
+"""Seconds to connect, and the longest silence while reading (``COMPOSE_HTTP_TIMEOUT``)."""
+MIN_RATE = 16 << 10
+"""Bytes per second below which a transfer counts as stalled: each attempt must end
+within the timeout plus its expected size at this rate, so that a server trickling
+bytes cannot hold compose forever."""
+RETRY_STATUS = (408, 429)
+"""Client errors that are the server's passing state, retried like 5xx."""
+
+
+def timeout_from(env: Mapping[str, str]) -> float:
+    """``COMPOSE_HTTP_TIMEOUT`` in seconds, or the default."""
+    raw = env.get("COMPOSE_HTTP_TIMEOUT", "")
+    if not raw:
+        return TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise ConfigError(f"COMPOSE_HTTP_TIMEOUT={raw!r} is not a number of seconds",
+                          "give a number between 0 and 3600, like 30")
+    return value
+
+
+class _Stalled(Exception):
+    """An attempt that ran out of time or ended early: retried, then reported."""
 
 
 @dataclass(frozen=True)
@@ -129,17 +156,29 @@ def _lazy_tls_transport(httpx: Any, limits: Any, backend: Any) -> Any:
     return LazyTLS()
 
 
+def _no_downgrade(response: Any) -> None:
+    """Refuse a redirect from https to plain http, as apt does: the content would still
+    be hash-checked, but what was asked in private must not be asked in the open."""
+    if response.is_redirect and response.request.url.scheme == "https":
+        target = response.request.url.join(response.headers.get("location", ""))
+        if target.scheme != "https":
+            raise TrustError(f"{response.request.url} redirects to {target}, leaving https",
+                             "refusing the downgrade; check the mirror")
+
+
 class Http:
-    def __init__(self, user_agent: str) -> None:
+    def __init__(self, user_agent: str, timeout: float = TIMEOUT) -> None:
         import httpx
 
         self._httpx = httpx
+        self.timeout = timeout
         limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
         backend = _resolve_once_backend()
         self.client = httpx.Client(
             http2=False,
-            timeout=httpx.Timeout(TIMEOUT, connect=10.0),
+            timeout=httpx.Timeout(timeout),
             follow_redirects=True,
+            event_hooks={"response": [_no_downgrade]},
             headers={"User-Agent": user_agent},
             trust_env=False,
             mounts={
@@ -160,16 +199,26 @@ class Http:
             except NotFound:
                 raise
             except httpx.HTTPStatusError as exc:
-                if exc.response.status_code < 500:
-                    raise FetchError(f"cannot download {url}: HTTP {exc.response.status_code}",
+                code = exc.response.status_code
+                if code < 500 and code not in RETRY_STATUS:
+                    raise FetchError(f"cannot download {url}: HTTP {code}",
                                      "check the mirror URL and that the suite exists there") from exc
-                last = f"HTTP {exc.response.status_code}"
+                last = f"HTTP {code}"
+            except _Stalled as exc:
+                last = str(exc)
             except (httpx.TransportError, OSError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
             if attempt + 1 < RETRIES:
                 time.sleep(BACKOFF * (2**attempt))
         raise FetchError(f"cannot download {url}: {last} (tried {RETRIES} times)",
                          "check the network and the mirror, or pick another with --mirror")
+
+    def _deadline(self, expected: int) -> float:
+        return time.monotonic() + self.timeout + expected / MIN_RATE
+
+    def _check_time(self, deadline: float, url: str, total: int) -> None:
+        if time.monotonic() > deadline:
+            raise _Stalled(f"too slow: {total} bytes in the time allowed (stalled?)")
 
     def get_small(self, url: str, limit: int, etag: str | None = None,
                   last_modified: str | None = None) -> Response:
@@ -188,6 +237,7 @@ class Http:
             headers["If-Modified-Since"] = last_modified
 
         def attempt() -> Response:
+            deadline = self._deadline(min(limit, 8 << 20))
             with self.client.stream("GET", url, headers=headers) as r:
                 if r.status_code in (404, 410):
                     raise NotFound(f"{url}: not found (HTTP {r.status_code})")
@@ -198,6 +248,7 @@ class Http:
                 total = 0
                 for chunk in r.iter_bytes():
                     total += len(chunk)
+                    self._check_time(deadline, url, total)
                     if total > limit:
                         raise TrustError(f"{url} is larger than {limit} bytes",
                                          "refusing an oversized response; check the mirror")
@@ -208,8 +259,10 @@ class Http:
         return self._retrying(url, attempt)  # type: ignore[no-any-return]
 
     def download_verified(self, urls: list[str], size: int, sha256: str, cache: Cache,
-                          what: str) -> Path:
-        """Fetch the first URL that gives exactly ``size`` bytes hashing to ``sha256``."""
+                          what: str, hint: str = "the mirror may be out of date or serving "
+                          "other content; try another with --mirror") -> Path:
+        """Fetch the first URL that gives exactly ``size`` bytes hashing to ``sha256``;
+        each URL is retried on faults, and the next tried when it fails or lacks the file."""
         if cache.has(sha256):
             return cache.blob_path(sha256)
         problems: list[str] = []
@@ -220,51 +273,54 @@ class Http:
                 problems.append(exc.message)
             except FetchError as exc:
                 problems.append(exc.message)
-        raise (TrustError if problems and all("sha256" in p or "size" in p for p in problems)
-               else FetchError)(
-            f"cannot get {what}: " + "; ".join(problems),
-            "the mirror may be out of date or serving other content; try another with --mirror",
-        )
+        if not urls:
+            problems.append("no mirror URL to fetch it from")
+        trust = problems and all(" says " in p or "larger than" in p for p in problems)
+        raise (TrustError if trust else FetchError)(
+            f"cannot get {what} (sha256 {sha256}): " + "; ".join(problems), hint)
 
     def _download_one(self, url: str, size: int, sha256: str, cache: Cache, what: str) -> Path:
         if url.startswith("file:"):
             return self._copy_local(url, size, sha256, cache, what)
 
         def attempt() -> Path:
-            with cache.incoming() as (f, tmp):
+            with cache.incoming() as new:
                 h = hashlib.sha256()
                 total = 0
+                deadline = self._deadline(size)
                 with self.client.stream("GET", url) as r:
                     if r.status_code in (404, 410):
                         raise NotFound(f"{url}: not found (HTTP {r.status_code})")
                     r.raise_for_status()
+                    declared = r.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > size:
+                        raise TrustError(f"{what} from {url} is larger than the {size} bytes "
+                                         f"the signed index gives ({declared} declared)")
                     for chunk in r.iter_bytes(1 << 16):
                         total += len(chunk)
                         if total > size:
                             raise TrustError(f"{what} from {url} is larger than the {size} bytes the signed index gives")
+                        self._check_time(deadline, url, total)
                         h.update(chunk)
-                        f.write(chunk)
-                if total != size:
-                    raise TrustError(f"{what} from {url} has {total} bytes, the signed index says {size}")
+                        new.file.write(chunk)
+                if total < size:
+                    # A body cut short is a fault of the connection: try again.
+                    raise _Stalled(f"the body ended after {total} of {size} bytes")
                 if h.hexdigest() != sha256:
                     raise TrustError(f"{what} from {url} has sha256 {h.hexdigest()}, the signed index says {sha256}")
-                f.flush()
-                os.fsync(f.fileno())
-                return cache.commit(tmp, sha256)
+                return cache.commit(new, sha256)
 
         return self._retrying(url, attempt)  # type: ignore[no-any-return]
 
     def _copy_local(self, url: str, size: int, sha256: str, cache: Cache, what: str) -> Path:
         src, actual = _open_local(url)
-        with src, cache.incoming() as (f, tmp):
+        with src, cache.incoming() as new:
             if actual != size:
                 raise TrustError(f"{what} at {url} has {actual} bytes, the signed index says {size}")
             h = hashlib.sha256()
             while chunk := src.read(1 << 20):
                 h.update(chunk)
-                f.write(chunk)
+                new.file.write(chunk)
             if h.hexdigest() != sha256:
                 raise TrustError(f"{what} at {url} has sha256 {h.hexdigest()}, the signed index says {sha256}")
-            f.flush()
-            os.fsync(f.fileno())
-            return cache.commit(tmp, sha256)
+            return cache.commit(new, sha256)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from composer.archive.cache import Cache
 from composer.archive.fetch import Progress, Wanted, fetch
-from composer.archive.http import Http, NotFound
+from composer.archive.http import Http, NotFound, timeout_from
 from composer.archive.mirrors import Mirror, Mirrors
 from composer.archive.trust import Verifier, keyring_path
 from composer.debian.deb822 import PackagesFile
@@ -233,7 +233,7 @@ class Archive:
         """The connection pool, made on first use: a build whose .debs are all cached
         never needs one."""
         if self._http is None:
-            self._http = Http(self._user_agent)
+            self._http = Http(self._user_agent, timeout_from(self.mirrors.env))
         return self._http
 
     def verifier(self, keyring: str) -> Verifier:

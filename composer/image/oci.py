@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from composer import atomic
 from composer.errors import ComposeError
 from composer.image.layer import GZIP, ZSTD, compress, decompress, tar_difference, tar_layer
 from composer.image.tree import DIR, FILE, Entry
@@ -281,10 +280,11 @@ def _writing(out: Path) -> Iterator[None]:
 def write_layout(out_dir: Path, index: bytes, blobs: Mapping[str, bytes | Path]) -> None:
     """Write an OCI image layout at ``out_dir``, all or nothing.
 
-    The layout is written into a hidden sibling directory and renamed into place once
-    every file is synced; an existing layout there is first renamed aside and removed
-    after. Every blob must match its digest and every blob ``index`` reaches must be
-    given. An existing directory is only replaced if it is empty or a layout.
+    The layout is written into a hidden sibling directory and, once every file is
+    synced, exchanged with what is at ``out_dir`` in one step (see ``composer.atomic``):
+    a reader, or a process killed at any moment, sees the old layout or the new one.
+    Every blob must match its digest and every blob ``index`` reaches must be given. An
+    existing directory is only replaced if it is empty or a layout.
     """
     data = {d: b if isinstance(b, bytes) else b.read_bytes() for d, b in blobs.items()}
     for d, b in data.items():
@@ -297,9 +297,8 @@ def write_layout(out_dir: Path, index: bytes, blobs: Mapping[str, bytes | Path])
     _replaceable(out_dir, "oci-layout")
     with _writing(out_dir):
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".new",
-                                    dir=out_dir.parent))
-        try:
+        with atomic.new_dir(out_dir) as new:
+            tmp = new.path
             os.chmod(tmp, 0o755)
             (tmp / "blobs" / "sha256").mkdir(parents=True)
             for folder in (tmp / "blobs", tmp / "blobs" / "sha256"):
@@ -308,33 +307,10 @@ def write_layout(out_dir: Path, index: bytes, blobs: Mapping[str, bytes | Path])
                 _write(tmp / "blobs" / "sha256" / _hex(d), b)
             _write(tmp / "oci-layout", LAYOUT_VERSION)
             _write(tmp / "index.json", index)
-            for p in (tmp / "blobs" / "sha256", tmp / "blobs", tmp):
+            for p in (tmp / "blobs" / "sha256", tmp / "blobs"):
                 _fsync_dir(p)
-            _swap_in(tmp, out_dir)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _swap_in(new: Path, out: Path) -> None:
-    """Rename ``new`` to ``out``; a directory already at ``out`` is renamed aside first
-    and removed once ``new`` is in place."""
-    old = None
-    try:
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.rename(out, old / out.name)
-        os.rename(new, out)
-    except BaseException:
-        # Interrupted or failed between the renames: the old layout goes back in place.
-        if old is not None and (old / out.name).exists() and not out.exists():
-            os.rename(old / out.name, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        raise
-    finally:
-        _fsync_dir(out.parent)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+            _replaceable(out_dir, "oci-layout")  # again: another process may have been first
+            new.commit()
 
 
 def _is_docker_archive(path: Path) -> bool:
@@ -372,16 +348,7 @@ def write_docker_archive(out_file: Path, config: bytes, layers: Sequence[Layer],
                            "replace it", hint="choose another output path or remove it")
     with _writing(out_file):
         out_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out_file.name}.", suffix=".new",
-                                   dir=out_file.parent)
-        os.close(fd)
-        try:
-            _write(Path(tmp), tar_layer(entries, 0))
-            os.replace(tmp, out_file)
-            _fsync_dir(out_file.parent)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic.write_file(out_file, tar_layer(entries, 0))
 
 
 # Comparing -----------------------------------------------------------------------------

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from composer import __version__, lockfile
+from composer import __version__, atomic, lockfile
 from composer import profile as profile_mod
 from composer.errors import ComposeError, LockError, ProfileError, StaleLock
 from composer.lockfile import Lock
@@ -41,22 +39,11 @@ def default_lock_path(profile_path: Path, name: str) -> Path:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write a whole file or nothing: a temporary name in the same directory, then rename."""
+    """Write a whole file or nothing (see ``composer.atomic``)."""
     if path.is_dir():
         raise ComposeError(f"{path} is a directory", "give the path of the file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic.write_file(path, data)
 
 
 @dataclass(frozen=True)
