@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="mirror for an archive name (repeatable; tried in order)")
     lk.add_argument("--allow-expired", action="store_true",
                     help="accept a Release whose Valid-Until has passed (archived suites)")
+    lk.add_argument("--allow-rollback", action="store_true",
+                    help="accept a Release older than the one the existing lock was made from")
     lk.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
     lk.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
 
@@ -121,7 +123,8 @@ def cmd_lock(args: argparse.Namespace) -> int:
     paths = _profiles(args.profiles)
     if args.output and len(paths) != 1:
         raise ComposeError("-o/--output needs exactly one profile", "name the profile to lock")
-    opts = pipeline.Options(mirrors=tuple(args.mirror), allow_expired=args.allow_expired)
+    opts = pipeline.Options(mirrors=tuple(args.mirror), allow_expired=args.allow_expired,
+                            allow_rollback=args.allow_rollback)
     if args.quiet:
         opts.say = lambda _: None
     profiles = [pipeline.load_profile(p) for p in paths]
@@ -339,6 +342,10 @@ def _say_built(outcome, quiet: bool) -> None:  # type: ignore[no-untyped-def]
         if r.no_copyright:
             print(f"warning: [{a.arch}] no copyright file for {', '.join(r.no_copyright)}",
                   file=sys.stderr)
+        if r.special_bits_dropped:
+            print(f"note: [{a.arch}] setuid/setgid bits dropped from "
+                  f"{', '.join('/' + p for p in r.special_bits_dropped)} ([image] setuid "
+                  "keeps them)", file=sys.stderr)
 
 
 def cmd_build(args: argparse.Namespace) -> int:

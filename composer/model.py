@@ -66,6 +66,9 @@ class ImageSpec:
     compression: str = "gzip"
     sbom: str = ""
     """"spdx" or "cyclonedx": the SBOM of the image's packages written into it too."""
+    setuid: tuple[str, ...] = ()
+    """Globs of files that keep a setuid or setgid bit their package gives them; every
+    other file loses it."""
 
 
 @dataclass(frozen=True)

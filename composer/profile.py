@@ -33,7 +33,7 @@ _TOP_KEYS = ("name", "description", "architectures", "source", "packages", "pyth
 _SOURCE_KEYS = ("archive", "suite", "components", "keyring")
 _PACKAGES_KEYS = ("include", "exclude", "prefer", "recommends", "only")
 _PYTHON_KEYS = ("version", "compile", "trim")
-_IMAGE_KEYS = ("tag", "tags", "entrypoint", "cmd", "env", "user", "workdir", "labels", "compression",
+_IMAGE_KEYS = ("tag", "tags", "entrypoint", "cmd", "env", "user", "workdir", "labels", "compression", "setuid",
                "sbom")
 _USER_KEYS = ("name", "uid", "gid", "home", "shell")
 _GROUP_KEYS = ("name", "gid")
@@ -437,7 +437,14 @@ def _image(ck: _Checker, raw: Any) -> ImageSpec:
     sbom = ck.typed(im.get("sbom", ""), str, ("image", "sbom"), '"spdx" or "cyclonedx"')
     if sbom not in ("", "spdx", "cyclonedx"):
         raise ck.fail(("image", "sbom"), f"unknown SBOM format {sbom!r}", 'use "spdx" or "cyclonedx"')
-    return ImageSpec(tags, entrypoint, cmd, tuple(env), user, workdir, labels, compression, sbom)
+    def relative(item: str, where: tuple[str | int, ...]) -> None:
+        if item.startswith("/") or ".." in item.split("/") or not item:
+            raise ck.fail(where, f"{item!r} is not a path glob inside the image",
+                          'write it without a leading /, like "usr/bin/ping"')
+
+    setuid = ck.strings(im.get("setuid", []), ("image", "setuid"), relative)
+    return ImageSpec(tags, entrypoint, cmd, tuple(env), user, workdir, labels, compression, sbom,
+                     setuid)
 
 
 def _accounts(ck: _Checker, data: dict[str, Any]) -> tuple[tuple[UserSpec, ...], tuple[tuple[str, int], ...]]:

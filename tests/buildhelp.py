@@ -125,6 +125,12 @@ def make_archive(root: Path) -> FakeArchive:
         d.add("trixie", "orphan-doc", "1", a, source="orphan",
               files={"usr/share/orphan/data": "data\n"},
               symlinks={"usr/share/doc/orphan-doc": "orphan-common"})
+        d.add("trixie", "privileged", "1", a,
+              files={"usr/bin/allowed": "#!/bin/sh\n", "usr/bin/sneaky": "#!/bin/sh\n",
+                     "usr/bin/grouped": "#!/bin/sh\n", **_doc("privileged")},
+              modes={"usr/bin/allowed": 0o4755, "usr/bin/sneaky": 0o4755,
+                     "usr/bin/grouped": 0o2755},
+              directories=["var/privileged"])
         d.add("trixie", "clash-a", "1", a, files={"usr/share/clash/same": "a\n"})
         d.add("trixie", "clash-b", "1", a, files={"usr/share/clash/same": "b\n"})
     d.add("trixie", "ca-certificates", "20250419", "all",

@@ -918,3 +918,23 @@ def test_pycompile_sources_include_links_to_files() -> None:
     changed[f"etc/python{PY}/sitecustomize.py"] = Entry(
         f"etc/python{PY}/sitecustomize.py", FILE, 0o644, data=b"x = 3\n")
     assert pycompile.key(["amd64"], changed, pycompile.sources(changed, PY)) != key
+
+
+def test_setuid_and_setgid_bits_only_where_the_profile_allows(world: World) -> None:
+    """A package cannot make a program in the image run with its owner's rights: the
+    setuid and setgid bits stay only on the paths ``[image] setuid`` names."""
+    (world.project / "profiles" / "priv.toml").write_text(
+        profile_text("priv", ["privileged"], extra='[image]\nsetuid = ["usr/bin/allowed"]\n'))
+    rc, _, err = world.run("lock", "profiles/priv.toml", *world.flags)
+    assert rc == 0, err
+    rc, out, err = world.run("build", "--locked", "profiles/priv.toml", "--json", *world.flags)
+    assert rc == 0, err
+    assert ("note: [amd64] setuid/setgid bits dropped from /usr/bin/grouped, /usr/bin/sneaky"
+            in err), err
+    *doc, _digest = out.strip().splitlines()
+    report = json.loads("\n".join(doc))["architectures"]["amd64"]
+    assert report["special_bits_dropped"] == ["usr/bin/grouped", "usr/bin/sneaky"]
+    members = Layout(world.project / "out" / "priv").members("amd64")
+    assert members["usr/bin/allowed"].info.mode == 0o4755
+    assert members["usr/bin/sneaky"].info.mode == 0o755
+    assert members["usr/bin/grouped"].info.mode == 0o755

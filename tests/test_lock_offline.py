@@ -748,3 +748,30 @@ def test_update_moves_to_new_packages_and_prints_what_changed(
         rc, out, err = compose(env, "diff", tmp_path / "old.lock.toml",
                                project / "locks" / "u.lock.toml", cwd=project)
         assert rc == 0 and out.splitlines()[-1] == "4 upgraded", out + err
+
+
+def test_an_older_release_than_the_lock_is_a_rollback(tmp_path: Path, env: dict[str, str],
+                                                      compose: Callable[..., tuple[int, str, str]]) -> None:
+    """A mirror serving a validly signed but older Release than the one the lock was made
+    from (behind, or replaying it to hold back a fix) is refused unless asked for."""
+    d, s = build(tmp_path / "archive")
+    project = make_project(tmp_path / "project", t=["app", "tzdata"])
+    lock = project / "locks" / "t.lock.toml"
+    with FakeArchive.serve_many([d, s]) as urls:
+        rc, _, err = compose(env, "lock", "profiles/t.toml", *mirror_flags(urls), cwd=project)
+        assert rc == 0, err
+        before = lock.read_bytes()
+        d.publish("trixie", date="Tue, 01 Sep 2026 07:55:41 UTC")
+        rc, _, err = compose(env, "lock", "--update", "profiles/t.toml", *mirror_flags(urls),
+                             cwd=project)
+        assert_error(rc, err, r"Release of debian trixie at http://\S+ is dated "
+                     r"Tue, 01 Sep 2026 07:55:41 UTC, older than the "
+                     r"Sat, 12 Sep 2026 07:55:41 UTC that \S+t\.lock\.toml was locked from",
+                     r"--allow-rollback")
+        assert lock.read_bytes() == before
+        assert sorted(p.name for p in lock.parent.iterdir()) == ["t.lock.toml"]
+        rc, _, err = compose(env, "lock", "--update", "--allow-rollback", "profiles/t.toml",
+                             *mirror_flags(urls), cwd=project)
+    assert rc == 0, err
+    dates = {s["suite"]: s["date"] for s in tomllib.loads(lock.read_text())["source"]}
+    assert dates["trixie"] == "Tue, 01 Sep 2026 07:55:41 UTC"

@@ -427,6 +427,9 @@ def test_image_settings_do_not_change_the_fingerprint() -> None:
 
 @pytest.mark.parametrize(("old", "new", "key", "line"), [
     ('compression = "zstd"', 'compression = "lz4"', "image.compression", 33),
+    ('compression = "zstd"', 'setuid = ["/usr/bin/su"]', "image.setuid", 33),
+    ('compression = "zstd"', 'setuid = ["usr/../etc/x"]', "image.setuid", 33),
+    ('compression = "zstd"', 'setuid = "usr/bin/su"', "image.setuid", 33),
     ('workdir = "/srv"', 'workdir = "srv"', "image.workdir", 31),
     ('tags = ["py313", "3.13-debian13"]', 'tags = ["no spaces allowed"]', "image.tags", 26),
     ('env = { PYTHONUNBUFFERED = "1" }', 'env = { "1X" = "1" }', "image.env", 29),

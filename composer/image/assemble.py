@@ -225,6 +225,24 @@ def only(tree: Tree, selections: Mapping[str, Sequence[str]]) -> list[str]:
     return _remove(tree, dropped)
 
 
+SPECIAL_BITS = 0o6000
+"""setuid and setgid."""
+
+
+def drop_special_bits(tree: Tree, allowed: Iterable[str] = ()) -> list[str]:
+    """Clear the setuid and setgid bits of every file not matched by ``allowed``: a
+    package must not make a program in the image run with its owner's rights unless the
+    profile says so for that path. (A directory's setgid bit only passes its group on to
+    new files, and stays.) Returns the paths changed, sorted."""
+    keep = _any(allowed)
+    changed = []
+    for path, e in tree.entries.items():
+        if e.kind in (FILE, HARDLINK) and e.mode & SPECIAL_BITS and not (keep and keep.match(path)):
+            tree.entries[path] = replace(e, mode=e.mode & ~SPECIAL_BITS)
+            changed.append(path)
+    return sorted(changed)
+
+
 def _remove(tree: Tree, dropped: Callable[[str], bool]) -> list[str]:
     """Remove the files and links for which ``dropped`` holds, then the directories
     for which it holds that are left empty."""

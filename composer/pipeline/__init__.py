@@ -12,7 +12,7 @@ from typing import Any
 
 from composer import __version__, atomic, lockfile
 from composer import profile as profile_mod
-from composer.errors import ComposeError, LockError, ProfileError, StaleLock
+from composer.errors import ComposeError, LockError, ProfileError, StaleLock, TrustError
 from composer.lockfile import Lock
 from composer.model import Profile
 
@@ -27,6 +27,7 @@ def _say(msg: str) -> None:
 class Options:
     mirrors: tuple[str, ...] = ()
     allow_expired: bool = False
+    allow_rollback: bool = False
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     say: Callable[[str], None] = lambda msg: _say(msg)
 
@@ -62,6 +63,8 @@ def lock(prof: Profile, out: Path, opts: Options) -> LockOutcome:
     cache = Cache(default_root(opts.env))
     with Archive(mirrors, cache, f"compose/{__version__}", opts.allow_expired, say=opts.say) as archive:
         sources = archive.open_sources(prof.sources)
+        if not opts.allow_rollback:
+            _refuse_rollback(sources, out)
         indexes = [archive.index(sources, arch) for arch in prof.architectures]
     from composer import resolve
 
@@ -83,6 +86,35 @@ def lock(prof: Profile, out: Path, opts: Options) -> LockOutcome:
     if old != text:
         write_atomic(out, text)
     return LockOutcome(new, out, old != text)
+
+
+def _refuse_rollback(sources: list[Any], out: Path) -> None:
+    """A Release older than the one the lock at ``out`` records for the same suite is a
+    mirror that is behind, or one replaying an old Release to hold back security fixes
+    (a rollback): refused, as TUF's clients refuse older metadata."""
+    from composer.debian.release import parse_date
+
+    try:
+        old = lockfile.load(out)
+    except LockError:
+        return  # no lock, or one that cannot be read: nothing to compare with
+    recorded = {(s.archive, s.suite): s for s in old.sources}
+    for src in sources:
+        rec = src.record
+        before = recorded.get((rec.archive, rec.suite))
+        if before is None:
+            continue
+        try:
+            older = parse_date(rec.date, "Date") < parse_date(before.date, "Date")
+        except ComposeError:
+            continue  # an unreadable Date in the old lock proves nothing
+        if older:
+            raise TrustError(
+                f"Release of {rec.archive} {rec.suite} at {src.base} is dated {rec.date}, "
+                f"older than the {before.date} that {out} was locked from (a rollback?)",
+                "the mirror is behind, or replays an old Release to hold back updates; use "
+                "an up-to-date mirror, or pass --allow-rollback to lock the older Release "
+                "on purpose")
 
 
 def check(prof: Profile, path: Path) -> Lock:

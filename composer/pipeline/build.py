@@ -88,7 +88,8 @@ class BuildOutcome:
                          "packages": a.report.packages, "compiled": a.report.compiled,
                          "certificates": a.report.certificates,
                          "not_compiled": a.report.not_compiled,
-                         "no_copyright": a.report.no_copyright}
+                         "no_copyright": a.report.no_copyright,
+                         "special_bits_dropped": a.report.special_bits_dropped}
                 for a in self.archs},
         }
 
@@ -212,6 +213,7 @@ def _memo_key(prof: Profile, lk: Lock, arch: str, epoch: int, method: str) -> st
         "busybox": prof.busybox_applets, "only": prof.only,
         "users": [[u.name, u.uid, u.gid, u.home, u.shell] for u in prof.users],
         "groups": prof.groups, "user": prof.image.user, "sbom": prof.image.sbom,
+        "setuid": prof.image.setuid,
         "compressor": _compressor(method),
     }
     if prof.image.sbom:  # the SBOM in the image names all of these

@@ -30,6 +30,8 @@ class TreeReport:
     certificates: int = 0
     compiled: int = 0
     applets: int = 0
+    special_bits_dropped: list[str] = field(default_factory=list)
+    """Files whose package made them setuid or setgid, without the profile allowing it."""
     not_compiled: list[str] = field(default_factory=list)
     """Sources the image's interpreter would not compile (reported, not shipped as .pyc)."""
     no_copyright: list[str] = field(default_factory=list)
@@ -84,6 +86,7 @@ def assemble_tree(prof: Profile, lock: Lock, arch: str, debs: list[tuple[str, de
                 raise ComposeError(f"[{arch}] [packages] only names {name}, which the lock does not hold",
                                    f"add {name} to [packages] include, or drop it from only")
         assemble.only(tree, dict(prof.only))
+    report.special_bits_dropped = assemble.drop_special_bits(tree, prof.image.setuid)
 
     # The CA bundle is made from the shipped certificates before stripping, so that a
     # profile can strip usr/share/ca-certificates and ship the bundle alone.
