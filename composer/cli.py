@@ -59,6 +59,18 @@ def _parser() -> argparse.ArgumentParser:
     why.add_argument("--lock", type=Path, help="lock file (default: locks/NAME.lock.toml)")
     why.add_argument("--json", action="store_true")
 
+    ve = sub.add_parser("vendor", help="copy every locked .deb into a directory that a later "
+                        "build can use as its only mirror", epilog=EPILOG,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ve.add_argument("profile", type=Path)
+    ve.add_argument("directory", type=Path, metavar="DIR",
+                    help="where the .debs go, as DIR/ARCHIVE/pool/...")
+    ve.add_argument("--lock", type=Path, help="lock file (default: locks/NAME.lock.toml)")
+    ve.add_argument("--arch", help="one architecture only (default: all of the lock's)")
+    ve.add_argument("--mirror", action="append", default=[], metavar="NAME=URL",
+                    help="mirror for an archive name (repeatable; tried in order)")
+    ve.add_argument("-q", "--quiet", action="store_true", help="no progress")
+
     for name, text in (("build", "build OCI images from locks"),
                        ("verify", "rebuild from the lock and compare with an image or a digest")):
         b = sub.add_parser(name, help=text, epilog=EPILOG,
@@ -80,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
         b.add_argument("--arch", help="one architecture only (docker-archive: default the host's)")
         b.add_argument("--mirror", action="append", default=[], metavar="NAME=URL",
                        help="mirror for an archive name (repeatable; tried in order)")
+        b.add_argument("--vendored", type=Path, metavar="DIR",
+                       help="take every .deb from DIR, written by `compose vendor`, and "
+                            "from nowhere else")
         b.add_argument("-j", "--jobs", type=int, help="parallel work (default: CPUs, 2 to 8)")
         b.add_argument("--json", action="store_true", help="machine-readable result on stdout")
         b.add_argument("-q", "--quiet", action="store_true", help="no progress")
@@ -101,6 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     au.add_argument("--arch", help="one architecture only (default: all of the lock's)")
     au.add_argument("--mirror", action="append", default=[], metavar="NAME=URL",
                     help="mirror for an archive name (repeatable; tried in order)")
+    au.add_argument("--vendored", type=Path, metavar="DIR",
+                    help="take every .deb from DIR, written by `compose vendor`")
     au.add_argument("-j", "--jobs", type=int, help="parallel work (default: CPUs, 2 to 8)")
     au.add_argument("-q", "--quiet", action="store_true", help="no progress")
 
@@ -320,8 +337,12 @@ def _build_opts(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from composer.pipeline.build import BuildOptions
 
     opts = BuildOptions(mirrors=tuple(args.mirror), arch=args.arch,
-                        format=getattr(args, "format", "oci"), progress=_Bar(args.quiet))
-    if args.jobs is not None:
+                        format=getattr(args, "format", "oci"), progress=_Bar(args.quiet),
+                        vendored=getattr(args, "vendored", None))
+    if opts.vendored is not None and not opts.vendored.is_dir():
+        raise ComposeError(f"--vendored {opts.vendored}: no such directory",
+                           "write it first with `compose vendor PROFILE DIR`")
+    if getattr(args, "jobs", None) is not None:
         if args.jobs < 1:
             raise ComposeError("--jobs must be at least 1")
         opts.workers = args.jobs
@@ -460,7 +481,20 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"audit": cmd_audit, "diff": cmd_diff, "lock": cmd_lock, "why": cmd_why, "graph": cmd_graph, "build": cmd_build,
+def cmd_vendor(args: argparse.Namespace) -> int:
+    from composer.pipeline import build as building
+
+    prof, lock_path = _profile_and_lock_path(args)
+    done = building.vendor(prof, lock_path, args.directory, _build_opts(args))
+    if not args.quiet:
+        print(f"vendored {prof.name}: {done.files} .debs ({done.size / 2**20:.1f} MiB) in "
+              f"{done.directory}, {done.copied} copied; build from them alone with "
+              f"`compose build --locked --vendored {args.directory} {args.profile}`",
+              file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"audit": cmd_audit, "vendor": cmd_vendor, "diff": cmd_diff, "lock": cmd_lock, "why": cmd_why, "graph": cmd_graph, "build": cmd_build,
             "verify": cmd_verify}
 
 

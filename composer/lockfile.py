@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from composer.errors import LockError
-from composer.model import PACKAGE_NAME, SHA256_HEX, Profile, ReleaseRecord, Resolution
+from composer.model import (
+    ARCHIVE_NAME,
+    PACKAGE_NAME,
+    SHA256_HEX,
+    Profile,
+    ReleaseRecord,
+    Resolution,
+)
 
 SCHEMA_VERSION = 1
 HEADER = (
@@ -193,6 +200,8 @@ def loads(text: str, path: Path) -> Lock:
         )
         # Names and hashes become paths (cache entries, files in the image): only what
         # Debian allows.
+        if not ARCHIVE_NAME.fullmatch(pkg.archive):
+            raise LockError(f"{pw}: archive {pkg.archive!r} is not an archive name", _AGAIN)
         if not PACKAGE_NAME.fullmatch(pkg.name):
             raise LockError(f"{pw}: {pkg.name!r} is not a Debian package name", _AGAIN)
         if not SHA256_HEX.fullmatch(pkg.sha256):

@@ -12,6 +12,8 @@ from typing import Any
 
 PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 """A Debian package name (Policy 5.6.1): what may become a path in a cache or an image."""
+ARCHIVE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
+"""An archive name: the last path part of its mirrors' URLs, and a folder of a vendored copy."""
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 """A sha256 as lower-case hex, as Release, Packages and locks write it."""
 

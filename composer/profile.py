@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from composer.errors import ProfileError
-from composer.model import PACKAGE_NAME, ImageSpec, Profile, SourceSpec, UserSpec
+from composer.model import ARCHIVE_NAME, PACKAGE_NAME, ImageSpec, Profile, SourceSpec, UserSpec
 
 ARCHITECTURES = (
     "amd64", "arm64", "armel", "armhf", "i386", "loong64", "mips64el", "ppc64el",
@@ -25,7 +25,6 @@ ARCHITECTURES = (
 )
 SHIPPED_KEYRINGS = ("debian", "debian-12", "debian-13", "debian-14")
 _PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_ARCHIVE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 # Keys later stages read; this stage checks only that they are tables where expected.
 _TOP_KEYS = ("name", "description", "architectures", "source", "packages", "python", "image",
@@ -282,7 +281,7 @@ def parse(text: str, path: Path) -> Profile:
     sources: list[SourceSpec] = []
     for where, src in ck.tables(raw_sources, "source", _SOURCE_KEYS, ("archive", "suite")):
         archive = ck.typed(src["archive"], str, (*where, "archive"), "a string")
-        if not _ARCHIVE.match(archive):
+        if not ARCHIVE_NAME.fullmatch(archive):
             raise ck.fail((*where, "archive"), f"{archive!r} is not an archive name",
                           "an archive name is the last path part of a mirror URL, e.g. 'debian'")
         suite = ck.typed(src["suite"], str, (*where, "suite"), "a string")

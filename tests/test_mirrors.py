@@ -297,3 +297,17 @@ def test_unusable_cache_dir(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         Cache(tmp_path / "file" / "cache")
     assert "COMPOSE_CACHE_DIR" in (info.value.hint or "")
+
+
+def test_snapshot_date_is_a_day_after_the_release_and_never_later_than_now() -> None:
+    from datetime import UTC, datetime
+
+    from composer.archive.mirrors import Mirror
+
+    m = Mirror("debian", ("http://a/debian", "http://snap/archive/debian/{date}"), "--mirror")
+    released = datetime(2026, 11, 2, 20, 15, 3, tzinfo=UTC)
+    assert m.for_date(released, now=datetime(2027, 1, 1, tzinfo=UTC)) == (
+        "http://a/debian", "http://snap/archive/debian/20261103T201503Z")
+    assert m.for_date(released, now=datetime(2026, 11, 3, 1, 0, tzinfo=UTC)) == (
+        "http://a/debian", "http://snap/archive/debian/20261103T010000Z")
+    assert m.for_date(None) == ("http://a/debian",)

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from composer.archive.cache import Cache
@@ -29,6 +30,8 @@ class Wanted:
     sha256: str
     what: str
     """For messages: ``name version architecture``."""
+    release_date: datetime | None = None
+    """The Date of the Release the lock took it from: fills a snapshot URL's ``{date}``."""
 
 
 @dataclass
@@ -81,7 +84,7 @@ def fetch(http: Callable[[], Http], cache: Cache, mirrors: Mirrors, wanted: Iter
     client = http()  # made only when something is missing
 
     def one(w: Wanted) -> Path:
-        urls = [f"{base}/{w.filename}" for base in mirrors.find(w.archive).urls]
+        urls = [f"{base}/{w.filename}" for base in mirrors.find(w.archive).for_date(w.release_date)]
         return client.download_verified(
             urls, w.size, w.sha256, cache, w.what,
             "Debian's mirrors drop superseded versions within days: add a mirror that "

@@ -31,7 +31,7 @@ from composer.archive.trust import Verifier, keyring_path
 from composer.debian.deb822 import PackagesFile
 from composer.debian.packages import Index, IndexPart
 from composer.debian.release import ReleaseInfo, parse_date, parse_release
-from composer.errors import FetchError, FormatError, TrustError
+from composer.errors import ConfigError, FetchError, FormatError, TrustError
 from composer.model import ReleaseRecord, SourceSpec
 
 INRELEASE_LIMIT = 64 << 20
@@ -66,7 +66,13 @@ def _fetch_release(http: Http, cache: Cache, mirrors: Mirrors, spec: SourceSpec)
     """Download a suite's InRelease (or Release and Release.gpg) from the first mirror that has it."""
     mirror = mirrors.find(spec.archive)
     problems: list[str] = []
-    for base in mirror.urls:
+    bases = mirror.for_date(None)
+    if not bases:
+        raise ConfigError(
+            f"every mirror configured for {spec.archive} ({mirror.origin}) is a snapshot URL "
+            "with {date}, which only serves a lock's .debs",
+            f"give {spec.archive} a mirror without {{date}} to lock from, after the snapshot one")
+    for base in bases:
         url = f"{base}/dists/{spec.suite}/InRelease"
         previous = cache.read_state("inrelease:" + url)
         meta: dict[str, str] = {}

@@ -1,10 +1,18 @@
 """Finding a mirror for an archive name, at run time, never from the project's files.
 
-Order: ``--mirror NAME=URL`` flags, ``COMPOSE_MIRROR_<NAME>`` (upper-case, ``-`` as
-``_``), the user's config file (``[mirrors]`` in ``$COMPOSE_CONFIG`` or
+Order: a vendored directory (``--vendored DIR``: ``DIR/NAME`` is the only mirror),
+``--mirror NAME=URL`` flags, ``COMPOSE_MIRROR_<NAME>`` (upper-case, ``-`` as ``_``), the
+user's config file (``[mirrors]`` in ``$COMPOSE_CONFIG`` or
 ``$XDG_CONFIG_HOME/compose/config.toml``), then the host's apt sources, where an archive
 name is the last path part of a ``deb`` URI (``…/debian-security`` serves
 ``debian-security``). Each place may give several URLs, tried in order.
+
+A URL may hold ``{date}``, as snapshot services' URLs do: it serves only the .debs of a
+lock, and ``{date}`` becomes the moment one day after the Date of the Release that the
+lock records for the package's suite (but never later than now), written
+``YYYYMMDDTHHMMSSZ``. A snapshot service answers a moment with its last import before it;
+a day after a Release was published, that import holds the packages it lists (Debian
+keeps a version in its pool for a while after a newer one replaces it).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from composer.debian import deb822
@@ -27,6 +36,23 @@ class Mirror:
     urls: tuple[str, ...]
     origin: str
     """Where it was found, for messages: 'flag', 'COMPOSE_MIRROR_DEBIAN', a file path."""
+
+    def for_date(self, release_date: datetime | None, now: datetime | None = None
+                 ) -> tuple[str, ...]:
+        """The URLs to try, ``{date}`` filled from ``release_date`` (see the module's
+        note); without a date, the URLs that need one are left out."""
+        out = []
+        for url in self.urls:
+            if DATE not in url:
+                out.append(url)
+            elif release_date is not None:
+                moment = min(release_date + SNAPSHOT_DELAY, now or datetime.now(UTC))
+                out.append(url.replace(DATE, moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")))
+        return tuple(out)
+
+
+DATE = "{date}"
+SNAPSHOT_DELAY = timedelta(days=1)
 
 
 def env_name(archive: str) -> str:
@@ -45,6 +71,9 @@ def _clean(url: str, where: str) -> str:
     if not url.startswith(("http://", "https://", "file:/")):
         raise ConfigError(f"{where}: mirror URL {url!r} is not http, https or file",
                           "write it as http://HOST/debian")
+    if ("{" in url.replace(DATE, "")) or ("}" in url.replace(DATE, "")):
+        raise ConfigError(f"{where}: mirror URL {url!r} holds a placeholder other than {DATE}",
+                          "the only placeholder is {date}, for snapshot services")
     return url.rstrip("/")
 
 
@@ -125,7 +154,9 @@ class Mirrors:
         flags: Iterable[str] = (),
         env: Mapping[str, str] | None = None,
         apt_paths: Iterable[Path] = APT_SOURCES,
+        vendored: Path | None = None,
     ) -> None:
+        self.vendored = vendored.absolute() if vendored else None
         self.env = dict(os.environ if env is None else env)
         self.flags = parse_flags(flags)
         self.config_file = config_path(self.env)
@@ -133,6 +164,8 @@ class Mirrors:
         self.apt_paths = tuple(apt_paths)
 
     def find(self, archive: str) -> Mirror:
+        if self.vendored is not None:
+            return Mirror(archive, ((self.vendored / archive).as_uri(),), "--vendored")
         if archive in self.flags:
             return Mirror(archive, self.flags[archive], "--mirror")
         var = env_name(archive)

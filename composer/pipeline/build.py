@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ from composer.errors import ComposeError, FormatError, LockError
 from composer.image import layer, oci, pycompile
 from composer.image.effects import CA_BUNDLE
 from composer.image.tree import Entry
-from composer.lockfile import Lock
+from composer.lockfile import Lock, LockedPackage
 
 if TYPE_CHECKING:
     from composer.audit.report import AuditReport
@@ -277,12 +278,26 @@ class _Debs(Mapping[str, Path]):
         return len(self._all())
 
 
+def wanted_debs(lk: Lock, pkgs: list[LockedPackage]) -> list[Any]:
+    """What to fetch for ``pkgs``, each with the Date of the Release it was locked from."""
+    from composer.archive.fetch import Wanted
+
+    dates: dict[tuple[str, str], datetime | None] = {}
+    for s in lk.sources:
+        try:
+            dates[(s.archive, s.suite)] = parse_date(s.date, "Date")
+        except ComposeError:
+            dates[(s.archive, s.suite)] = None
+    return [Wanted(p.archive, p.filename, p.size, p.sha256,
+                   f"{p.name} {p.version} {p.architecture}", dates.get((p.archive, p.suite)))
+            for p in pkgs]
+
+
 def prepare(prof: Profile, lock_path: Path, opts: BuildOptions,
             lock: Lock | None = None) -> Prepared:
     """Check the lock at ``lock_path`` (or take ``lock``, one about to be written) and
     fetch its .debs."""
     from composer.archive.cache import Cache, default_root
-    from composer.archive.fetch import Wanted
     from composer.archive.index import Archive
     from composer.archive.mirrors import Mirrors
 
@@ -298,9 +313,8 @@ def prepare(prof: Profile, lock_path: Path, opts: BuildOptions,
     epoch = source_date_epoch(lk, opts.env)
     cache = Cache(default_root(opts.env))
     pkgs = [p for a in archs for p in lk.for_arch(a)]
-    wanted = [Wanted(p.archive, p.filename, p.size, p.sha256,
-                     f"{p.name} {p.version} {p.architecture}") for p in pkgs]
-    mirrors = Mirrors(opts.mirrors, opts.env)
+    wanted = wanted_debs(lk, pkgs)
+    mirrors = Mirrors(opts.mirrors, opts.env, vendored=opts.vendored)
 
     def fetch() -> Mapping[str, Path]:
         with Archive(mirrors, cache, "compose", say=opts.say) as archive:
@@ -457,3 +471,61 @@ def verify(prof: Profile, lock_path: Path, against: Path | None, expect: str | N
                 problem += f"{against} differs from the rebuild: {diff}"
         return rebuilt, problem
 
+
+
+@dataclass(frozen=True)
+class Vendored:
+    directory: Path
+    files: int
+    copied: int
+    size: int
+
+
+def vendor(prof: Profile, lock_path: Path, directory: Path, opts: BuildOptions) -> Vendored:
+    """Copy every .deb of a fresh lock (or of ``opts.arch``), verified, to
+    ``DIRECTORY/ARCHIVE/FILENAME``: a mirror of exactly the lock that a later build can
+    use alone (``--vendored``), with no network. A copy already there is kept when it
+    verifies, replaced otherwise; each appears whole or not at all."""
+    from composer import atomic
+
+    directory = directory.absolute()
+    if directory.exists() and not directory.is_dir():
+        raise ComposeError(f"{directory} exists and is not a directory",
+                           "give the directory to copy the .debs into")
+    if opts.vendored is not None and opts.vendored.absolute() == directory:
+        raise ComposeError("--vendored names the directory being written",
+                           "vendor from mirrors, or into another directory")
+    prep = prepare(prof, lock_path, dataclasses.replace(opts, format="oci"))
+    pkgs = {(p.archive, p.filename): p for a in prep.archs for p in prep.lock.for_arch(a)}
+    copied = size = 0
+    for (archive, filename), p in sorted(pkgs.items()):
+        dest = directory / archive / filename
+        size += p.size
+        if _verifies(dest, p.size, p.sha256):
+            continue
+        src = prep.paths[p.sha256]
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(src, "rb") as f, atomic.new_file(dest.parent) as new:
+                while chunk := f.read(1 << 20):
+                    new.file.write(chunk)
+                new.commit(dest)
+        except OSError as exc:
+            raise ComposeError(f"cannot write {dest}: {exc.strerror or exc}",
+                               "check the directory and its free space") from None
+        copied += 1
+    return Vendored(directory, len(pkgs), copied, size)
+
+
+def _verifies(path: Path, size: int, sha256: str) -> bool:
+    """Whether ``path`` holds exactly the wanted bytes."""
+    try:
+        if path.is_symlink() or path.stat().st_size != size:
+            return False
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except OSError:
+        return False
+    return h.hexdigest() == sha256
