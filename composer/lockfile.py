@@ -20,6 +20,7 @@ where the lock was made.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from composer.model import (
     ReleaseRecord,
     Resolution,
 )
+from composer.tomllines import TomlLines
 
 SCHEMA_VERSION = 1
 HEADER = (
@@ -147,94 +149,128 @@ def dumps(lock: Lock) -> str:
     return HEADER + "\n" + tomli_w.dumps(to_data(lock))
 
 
-def _get(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
-    if key not in table:
-        raise LockError(f"{where}: missing '{key}'", "the lock was edited or damaged; run `compose lock` again")
-    value = table[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise LockError(f"{where}: '{key}' has the wrong type", "run `compose lock` again")
-    return value
+_AGAIN = "the lock was edited or damaged; run `compose lock` to write it again"
+
+Where = tuple[str | int, ...]
 
 
-_AGAIN = "run `compose lock` to write it again"
+class _Reader:
+    """Values of a parsed lock, each error naming the file and the line of the key."""
+
+    def __init__(self, text: str, path: Path) -> None:
+        self.path = path
+        self.lines = TomlLines(text)
+
+    def fail(self, where: Where, message: str, hint: str = _AGAIN) -> LockError:
+        line = self.lines.line(where) if where else None
+        prefix = f"{self.path}:{line}" if line else str(self.path)
+        return LockError(f"{prefix}: {message}", hint)
+
+    def get(self, table: dict[str, Any], key: str, kind: type, where: Where, what: str = "") -> Any:
+        label = f"{what}: " if what else ""
+        if key not in table:
+            raise self.fail(where, f"{label}missing '{key}'")
+        value = table[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail((*where, key), f"{label}'{key}' has the wrong type "
+                            f"({type(value).__name__}, not {kind.__name__})")
+        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            raise self.fail((*where, key), f"{label}'{key}' must be a list of strings")
+        return value
+
+    def tables(self, data: dict[str, Any], key: str) -> list[tuple[Where, dict[str, Any]]]:
+        value = data.get(key, [])
+        if not isinstance(value, list):
+            raise self.fail((key,), f"'{key}' must be [[{key}]] tables")
+        out: list[tuple[Where, dict[str, Any]]] = []
+        for i, t in enumerate(value):
+            if not isinstance(t, dict):
+                raise self.fail((key,), f"[[{key}]] entry {i + 1} is not a table")
+            out.append(((key, i), t))
+        return out
 
 
 def loads(text: str, path: Path) -> Lock:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise LockError(f"{path}: not valid TOML: {exc}", "run `compose lock` to write it again") from exc
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        at = f"{path}:{m.group(1)}" if m else str(path)
+        raise LockError(f"{at}: not valid TOML: {re.sub(r' [(]at line.*', '', str(exc))}",
+                        _AGAIN) from exc
+    r = _Reader(text, path)
     ver = data.get("version")
     if not isinstance(ver, int) or isinstance(ver, bool):
-        raise LockError(f"{path}: no schema version", "run `compose lock` to write it again")
+        raise r.fail(("version",), "no schema version")
     if ver > SCHEMA_VERSION:
         raise LockError(f"{path}: written by a newer compose (lock schema {ver}; this one reads {SCHEMA_VERSION})",
                         "upgrade compose")
     if ver < SCHEMA_VERSION:
         raise LockError(f"{path}: lock schema {ver} is no longer read", "run `compose lock` again")
-    w = str(path)
-    sources = tuple(
-        ReleaseRecord(
-            archive=_get(s, "archive", str, w), suite=_get(s, "suite", str, w),
-            codename=_get(s, "codename", str, w), date=_get(s, "date", str, w),
-            release_sha256=_get(s, "release-sha256", str, w),
-            signed_by=tuple(_get(s, "signed-by", list, w)), valid_until=s.get("valid-until"),
+    for key in ("source", "package"):
+        if key not in data:
+            raise r.fail((), f"no [[{key}]] tables")
+    sources = []
+    for w, s in r.tables(data, "source"):
+        what = f"source {s.get('suite', '?')}"
+        rec = ReleaseRecord(
+            archive=r.get(s, "archive", str, w, what), suite=r.get(s, "suite", str, w, what),
+            codename=r.get(s, "codename", str, w, what), date=r.get(s, "date", str, w, what),
+            release_sha256=r.get(s, "release-sha256", str, w, what),
+            signed_by=tuple(r.get(s, "signed-by", list, w, what)),
+            valid_until=r.get(s, "valid-until", str, w, what) if "valid-until" in s else None,
         )
-        for s in _get(data, "source", list, w)
-    )
+        if not ARCHIVE_NAME.fullmatch(rec.archive):
+            raise r.fail((*w, "archive"), f"{what}: {rec.archive!r} is not an archive name")
+        if not SHA256_HEX.fullmatch(rec.release_sha256):
+            raise r.fail((*w, "release-sha256"), f"{what}: release-sha256 is not a sha256")
+        sources.append(rec)
     packages = []
     seen: set[tuple[str, str]] = set()
-    for i, p in enumerate(_get(data, "package", list, w)):
-        if not isinstance(p, dict):
-            raise LockError(f"{w}: package {i + 1} is not a table", _AGAIN)
-        pw = f"{w}: package {i + 1} ({p.get('name', '?')})"
+    for w, p in r.tables(data, "package"):
+        what = f"package {p.get('name', '?')}"
         pkg = LockedPackage(
-            name=_get(p, "name", str, pw), version=_get(p, "version", str, pw),
-            architecture=_get(p, "architecture", str, pw),
+            name=r.get(p, "name", str, w, what), version=r.get(p, "version", str, w, what),
+            architecture=r.get(p, "architecture", str, w, what),
             deb_architecture=str(p.get("deb-architecture", p.get("architecture", ""))),
-            archive=_get(p, "archive", str, pw), suite=_get(p, "suite", str, pw),
-            filename=_get(p, "filename", str, pw), size=_get(p, "size", int, pw),
-            sha256=_get(p, "sha256", str, pw), source=_get(p, "source", str, pw),
-            source_version=_get(p, "source-version", str, pw), root=bool(p.get("root", False)),
-            required_by=tuple(_get(p, "required-by", list, pw)),
+            archive=r.get(p, "archive", str, w, what), suite=r.get(p, "suite", str, w, what),
+            filename=r.get(p, "filename", str, w, what), size=r.get(p, "size", int, w, what),
+            sha256=r.get(p, "sha256", str, w, what), source=r.get(p, "source", str, w, what),
+            source_version=r.get(p, "source-version", str, w, what),
+            root=bool(p.get("root", False)),
+            required_by=tuple(r.get(p, "required-by", list, w, what)),
         )
-        # Names and hashes become paths (cache entries, files in the image): only what
-        # Debian allows.
+        # Names and hashes become paths (cache entries, files in the image, folders of a
+        # vendored copy): only what Debian allows.
         if not ARCHIVE_NAME.fullmatch(pkg.archive):
-            raise LockError(f"{pw}: archive {pkg.archive!r} is not an archive name", _AGAIN)
+            raise r.fail((*w, "archive"), f"{what}: {pkg.archive!r} is not an archive name")
         if not PACKAGE_NAME.fullmatch(pkg.name):
-            raise LockError(f"{pw}: {pkg.name!r} is not a Debian package name", _AGAIN)
+            raise r.fail((*w, "name"), f"{pkg.name!r} is not a Debian package name")
         if not SHA256_HEX.fullmatch(pkg.sha256):
-            raise LockError(f"{pw}: sha256 {pkg.sha256!r} is not a sha256", _AGAIN)
+            raise r.fail((*w, "sha256"), f"{what}: sha256 {pkg.sha256!r} is not a sha256")
         if (".." in pkg.filename.split("/") or pkg.filename.startswith("/")
                 or not pkg.filename.endswith(".deb")):
-            raise LockError(f"{pw}: filename {pkg.filename!r} is not an archive path", _AGAIN)
+            raise r.fail((*w, "filename"), f"{what}: filename {pkg.filename!r} is not an archive path")
+        if pkg.size < 0:
+            raise r.fail((*w, "size"), f"{what}: size {pkg.size} is negative")
         if (pkg.architecture, pkg.name) in seen:
-            raise LockError(f"{pw}: {pkg.name} is locked twice for {pkg.architecture}", _AGAIN)
+            raise r.fail(w, f"{what}: {pkg.name} is locked twice for {pkg.architecture}")
+        if not any((s.archive, s.suite) == (pkg.archive, pkg.suite) for s in sources):
+            raise r.fail((*w, "suite"), f"{what}: no [[source]] {pkg.archive} {pkg.suite}")
         seen.add((pkg.architecture, pkg.name))
         packages.append(pkg)
-    for s in sources:
-        if not SHA256_HEX.fullmatch(s.release_sha256):
-            raise LockError(f"{w}: source {s.suite}: release-sha256 is not a sha256", _AGAIN)
-
-    def table(e: object, what: str) -> dict[str, Any]:
-        if not isinstance(e, dict):
-            raise LockError(f"{w}: a [[{what}]] entry is not a table", _AGAIN)
-        return e
 
     providers = []
-    for e in _get(data, "provider", list, w) if "provider" in data else []:
-        t = table(e, "provider")
-        providers.append((_get(t, "architecture", str, w), _get(t, "virtual", str, w),
-                          _get(t, "provider", str, w), tuple(_get(t, "wanted-by", list, w))))
+    for w, t in r.tables(data, "provider"):
+        providers.append((r.get(t, "architecture", str, w), r.get(t, "virtual", str, w),
+                          r.get(t, "provider", str, w), tuple(r.get(t, "wanted-by", list, w))))
     excluded = []
-    for e in _get(data, "excluded", list, w) if "excluded" in data else []:
-        t = table(e, "excluded")
-        excluded.append((_get(t, "architecture", str, w), _get(t, "name", str, w),
-                         tuple(_get(t, "wanted-by", list, w))))
+    for w, t in r.tables(data, "excluded"):
+        excluded.append((r.get(t, "architecture", str, w), r.get(t, "name", str, w),
+                         tuple(r.get(t, "wanted-by", list, w))))
     return Lock(
-        profile=_get(data, "profile", str, w), fingerprint=_get(data, "fingerprint", str, w),
-        architectures=tuple(_get(data, "architectures", list, w)), sources=sources,
+        profile=r.get(data, "profile", str, ()), fingerprint=r.get(data, "fingerprint", str, ()),
+        architectures=tuple(r.get(data, "architectures", list, ())), sources=tuple(sources),
         packages=tuple(packages), providers=tuple(providers), excluded=tuple(excluded),
         version=ver,
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from composer.errors import ProfileError
 from composer.model import ARCHIVE_NAME, PACKAGE_NAME, ImageSpec, Profile, SourceSpec, UserSpec
+from composer.tomllines import TomlLines
 
 ARCHITECTURES = (
     "amd64", "arm64", "armel", "armhf", "i386", "loong64", "mips64el", "ppc64el",
@@ -30,6 +31,9 @@ _PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _TOP_KEYS = ("name", "description", "architectures", "source", "packages", "python", "image",
              "user", "group", "strip", "policy", "busybox")
 _SOURCE_KEYS = ("archive", "suite", "components", "keyring")
+_WANTED = re.compile(r"(\S+?)\s*(?:\(\s*(<<|<=|=|>=|>>)\s*([^\s()]+)\s*\))?")
+"""An ``include`` item: a package name, optionally with one version constraint."""
+_VERSION = re.compile(r"([0-9]+:)?[0-9][A-Za-z0-9.+~-]*(?<!-)")
 _PACKAGES_KEYS = ("include", "exclude", "prefer", "recommends", "only")
 _PYTHON_KEYS = ("version", "compile", "trim")
 _IMAGE_KEYS = ("tag", "tags", "entrypoint", "cmd", "env", "user", "workdir", "labels", "compression", "setuid",
@@ -42,66 +46,14 @@ _ALLOW_KEYS = ("name", "reason")
 _LICENCE_PATTERN = re.compile(r"^[A-Za-z0-9*?][A-Za-z0-9.+*?-]*( WITH [A-Za-z0-9.+*?-]+)?$")
 
 
-class _Locator:
-    """Line numbers for keys in a TOML text (1-based), found by scanning headers."""
-
-    _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-
-    def _key_re(self, key: str) -> re.Pattern[str]:
-        k = re.escape(key)
-        return re.compile(r"^\s*(?:" + k + r'|"' + k + r'"' + r"|'" + k + r"')\s*[=.]")
-
-    def exact(self, path: tuple[str | int, ...]) -> int | None:
-        """The line of ``path`` only when the text itself has that key or table."""
-        if not path:
-            return None
-        line = self.line(path)
-        if line is None:
-            return None
-        text = self.lines[line - 1]
-        key = path[-1]
-        if isinstance(key, int):
-            return line if self._HEADER.match(text) else None
-        return line if self._key_re(key).match(text) or key in text else None
-
-    def line(self, path: tuple[str | int, ...]) -> int | None:
-        """The line of ``path`` like ("source", 1, "suite") or ("packages", "include")."""
-        table: list[str | int] = []
-        counts: dict[str, int] = {}
-        want_table = [p for p in path[:-1]]
-        key = path[-1]
-        best: int | None = None
-        for no, text in enumerate(self.lines, 1):
-            m = self._HEADER.match(text)
-            if m:
-                name = m.group(2).replace('"', "").strip()
-                if m.group(1) == "[[":
-                    idx = counts.get(name, -1) + 1
-                    counts[name] = idx
-                    table = [*name.split("."), idx]
-                else:
-                    table = list(name.split("."))
-                if isinstance(key, (str, int)) and table == list(path):
-                    best = best or no
-                continue
-            if table == want_table and isinstance(key, str) and self._key_re(key).match(text):
-                return no
-        if best is None and len(path) > 1:
-            return self.line(path[:-1])
-        return best
-
-
 class _Checker:
     """Checks values and says where they are written: in the profile, or in a profile
     it extends when the profile itself does not set them."""
 
     def __init__(self, path: Path, text: str, bases: tuple[tuple[Path, str], ...] = ()) -> None:
         self.path = path
-        self.loc = _Locator(text)
-        self.bases = [(p, _Locator(t)) for p, t in bases]
+        self.loc = TomlLines(text)
+        self.bases = [(p, TomlLines(t)) for p, t in bases]
 
     def fail(self, where: tuple[str | int, ...], message: str, hint: str | None = None) -> ProfileError:
         path, line = self.path, None
@@ -323,13 +275,28 @@ def parse(text: str, path: Path) -> Profile:
             raise ck.fail(where, f"{n!r} is not a Debian package name",
                           "package names are lower-case letters, digits and + - .")
 
+    def wanted_ok(item: str, where: tuple[str | int, ...]) -> None:
+        m = _WANTED.fullmatch(item)
+        if m is None:
+            raise ck.fail(where, f"{item!r} is not a package name or 'name (op version)'",
+                          'write "libssl3t64" or "libssl3t64 (>= 3.5.1)", with << <= = >= >>')
+        name_ok(m.group(1), where)
+        if m.group(3) and not _VERSION.fullmatch(m.group(3)):
+            raise ck.fail(where, f"{item!r}: {m.group(3)!r} is not a Debian version",
+                          "a Debian version is [epoch:]upstream[-revision], its upstream "
+                          "part starting with a digit")
+
     if "include" not in pk:
         raise ck.fail(("packages",), "no 'include' list", "name the packages the image needs")
-    include = ck.strings(pk["include"], ("packages", "include"), name_ok)
+    include = ck.strings(pk["include"], ("packages", "include"), wanted_ok)
+    names = [i.split("(")[0].strip() for i in include]
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            raise ck.fail(("packages", "include"), f"{n} is listed twice", "keep one of them")
     if not include:
         raise ck.fail(("packages", "include"), "the list is empty", "name at least one package")
     exclude = ck.strings(pk.get("exclude", []), ("packages", "exclude"), name_ok)
-    both = sorted(set(include) & set(exclude))
+    both = sorted(set(names) & set(exclude))
     if both:
         raise ck.fail(("packages", "exclude"), f"{', '.join(both)} is both included and excluded",
                       "remove it from one of the two lists")
@@ -381,7 +348,7 @@ def parse(text: str, path: Path) -> Profile:
         bb = ck.typed(data["busybox"], dict, ("busybox",), "a table")
         ck.keys(bb, ("applets",), ("busybox",))
         applets = ck.typed(bb.get("applets", False), bool, ("busybox", "applets"), "true or false")
-        if applets and not {"busybox", "busybox-static"} & set(include):
+        if applets and not {"busybox", "busybox-static"} & set(names):
             raise ck.fail(("busybox", "applets"), "applets of a busybox the profile does not include",
                           'add "busybox" (or "busybox-static") to [packages] include')
     return Profile(

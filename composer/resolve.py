@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from composer.debian import version
+from composer.debian import relation, version
 from composer.debian.packages import Index
 from composer.debian.relation import OrGroup, Relation, format_group
 from composer.errors import ResolveError
@@ -375,10 +375,27 @@ class Solver:
             "check the profile's suites",
         )
 
-    def _root(self, name: str) -> PackageRecord:
+    def _root(self, wanted: str) -> PackageRecord:
+        """The package a profile's ``include`` item names: ``name`` or ``name (op v)``,
+        where the constraint is a floor (or pin) the candidate must meet, never a reason
+        to pick another version than apt would."""
+        (group,) = relation.parse(wanted, where=f"include {wanted!r}")
+        (rel,) = group
+        name = rel.name
         cand = self.index.candidate(name)
+        if cand is not None and rel.op is not None and not matches_real(cand, rel, self.arch):
+            others = [r.version for r in self.index.versions(name)[1:]]
+            raise ResolveError(
+                f"{wanted} cannot be met for {self.arch}: the candidate is {cand.name} "
+                f"{cand.version}" + (f" (other versions in the sources: {', '.join(others)})"
+                                     if others else ""),
+                f"loosen the constraint in [packages] include, or add the suite that carries "
+                f"the version wanted (such as {name}'s -updates or -security)")
         if cand is not None:
             return cand
+        if rel.op is not None:
+            raise ResolveError(f"{wanted}: {name} is not a real package for {self.arch}",
+                               "a version constraint applies to a real package; name one")
         providers = self._providers(name)
         if name in self.prefer:
             providers = [p for p in providers if p.name == self.prefer[name]] or providers
@@ -403,11 +420,12 @@ class Solver:
         roots = tuple(roots)
         st = _State()
         recs = []
-        for name in roots:
-            rec = self._root(name)
+        for item in roots:
+            rec = self._root(item)
+            name = item.split("(")[0].strip()
             st.selected[rec.name] = rec
             st.roots.add(rec.name)
-            st.edges[(ROOT, rec.name)] = {"relation": name, "kind": "request",
+            st.edges[(ROOT, rec.name)] = {"relation": item, "kind": "request",
                                           "via": name if rec.name != name else None}
             recs.append(rec)
         for rec in recs:

@@ -3,6 +3,7 @@ own directories: packages, locks, cache entries and settings."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,35 @@ def test_source_date_epoch_out_of_range(value: str) -> None:
     lk = lockfile.load(LOCK)
     with pytest.raises(ComposeError, match="out of range"):
         source_date_epoch(lk, {"SOURCE_DATE_EPOCH": value})
+
+
+@pytest.mark.parametrize(("old", "new", "key", "says"), [
+    ('size = ', 'size = "12"  # was: ', "size", r"'size' has the wrong type \(str, not int\)"),
+    ('version = "', 'version = 2  # "', "version", r"'version' has the wrong type"),
+    ('sha256 = "', 'sha256 = "ZZ', "sha256", r"is not a sha256"),
+    ('suite = "trixie"\nfilename', 'suite = "sid"\nfilename', "suite",
+     r"no \[\[source\]\] debian sid"),
+])
+def test_a_lock_edited_by_hand_names_the_line(tmp_path: Path, old: str, new: str, key: str,
+                                              says: str) -> None:
+    """The error names the line of the key in the [[package]] table it is in."""
+    text = LOCK.read_text()
+    start = text.index("\n[[package]]\n", len(text) // 2) + 1
+    at = text.index(old, start)
+    text = text[:at] + text[at:].replace(old, new, 1)
+    line = text[:at].count("\n") + 1
+    while not text.splitlines()[line - 1].lstrip().startswith(key):
+        line += 1
+    with pytest.raises(LockError) as info:
+        lockfile.loads(text, tmp_path / "x.lock.toml")
+    assert info.value.message.startswith(f"{tmp_path / 'x.lock.toml'}:{line}: package "), \
+        (line, info.value.message)
+    assert re.search(says, info.value.message), info.value.message
+    assert info.value.hint and "compose lock" in info.value.hint
+
+
+def test_a_lock_that_is_not_toml_names_the_line(tmp_path: Path) -> None:
+    text = LOCK.read_text().replace('\nprofile = "', '\nprofile = "unterminated\n', 1)
+    line = text[:text.index("unterminated")].count("\n") + 1
+    with pytest.raises(LockError, match=rf"x\.lock\.toml:{line}: not valid TOML"):
+        lockfile.loads(text, tmp_path / "x.lock.toml")

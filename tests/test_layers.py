@@ -10,7 +10,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent.parent / "composer"
 
 LAYER = {
-    "composer.errors": 0, "composer.model": 0, "composer.atomic": 0,
+    "composer.errors": 0, "composer.model": 0, "composer.atomic": 0, "composer.tomllines": 0,
     "composer.profile": 1, "composer.debian": 1,
     "composer.archive": 2, "composer.resolve": 2, "composer.lockfile": 2, "composer.image": 2,
     "composer.audit": 2, "composer.elf": 1,

@@ -577,6 +577,22 @@ def test_unknown_package_did_you_mean(served: Served, env: dict[str, str], tmp_p
     assert not (project / "locks").exists()
 
 
+def test_an_impossible_version_constraint(served: Served, env: dict[str, str], tmp_path: Path,
+                                          compose: Callable[..., tuple[int, str, str]]) -> None:
+    project = make_project(tmp_path / "project", t=["app", "tzdata (>= 9999)"])
+    rc, _, err = compose(env, "lock", "profiles/t.toml", *served.flags, cwd=project)
+    assert_error(rc, err, r"tzdata \(>= 9999\) cannot be met for amd64: the candidate is tzdata \S+",
+                 r"hint: loosen the constraint in \[packages\] include")
+    assert not (project / "locks").exists()
+    # a floor that the candidate meets locks as the plain name does
+    project = make_project(tmp_path / "met", t=["app", "tzdata (>= 2020)"])
+    rc, _, err = compose(env, "lock", "profiles/t.toml", *served.flags, cwd=project)
+    assert rc == 0, err
+    names = {p["name"] for p in tomllib.loads((project / "locks" / "t.lock.toml").read_text())["package"]
+             if p.get("root")}
+    assert names == {"app", "tzdata"}
+
+
 def test_unsatisfiable_dependency_shows_the_chain(served: Served, env: dict[str, str],
                                                   tmp_path: Path,
                                                   compose: Callable[..., tuple[int, str, str]]) -> None:
@@ -736,7 +752,7 @@ def test_update_moves_to_new_packages_and_prints_what_changed(
             s.add("trixie-security", "libc6", "2.41-1+deb13u2", a, source="glibc",
                   multi_arch="same")
             s.add("trixie-security", "libfast1", "1.0-1+deb13u1", a)
-        s.publish("trixie-security", date="Sun, 02 Nov 2025 00:00:00 UTC")
+        s.publish("trixie-security", date="Mon, 02 Nov 2026 00:00:00 UTC")
         rc, _, err = compose(env, "lock", "--update", "profiles/u.toml", *flags, cwd=project)
         assert rc == 0, err
         for a in ARCHES:

@@ -175,6 +175,20 @@ BAD_VALUES = {
                           "found an integer"),
     "no-include": (edit('include = ["libc6", "tzdata"]\n', ""), 14,
                    "packages: no 'include' list"),
+    "include-bad-operator": (edit('"tzdata"]', '"tzdata (> 2024a)"]'), 15,
+                             "packages.include: 'tzdata (> 2024a)' is not a package name or "
+                             "'name (op version)'"),
+    "include-bad-version": (edit('"tzdata"]', '"tzdata (>= a2024)"]'), 15,
+                            "packages.include: 'tzdata (>= a2024)': 'a2024' is not a Debian "
+                            "version"),
+    "include-two-constraints": (edit('"tzdata"]', '"tzdata (>= 1) (<< 2)"]'), 15,
+                                "packages.include: 'tzdata (>= 1) (<< 2)' is not a package name or "
+                                "'name (op version)'"),
+    "include-twice-with-a-version": (edit('"tzdata"]', '"tzdata", "libc6 (>= 2.41)"]'), 15,
+                                     "packages.include: libc6 is listed twice"),
+    "include-versioned-and-excluded": (edit('["debconf"]', '["debconf", "tzdata"]').replace(
+        '"tzdata"]', '"tzdata (>= 1)"]', 1), 16,
+        "packages.exclude: tzdata is both included and excluded"),
 }
 
 
