@@ -181,6 +181,11 @@ def _run_gpg(home: Path, args: Sequence[str], stdin: bytes | None = None) -> byt
     return result.stdout
 
 
+def _gpg_time(moment: datetime) -> list[str]:
+    """Options making gpg act as if it ran at *moment* (``--faked-system-time``)."""
+    return ["--faked-system-time", moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S")]
+
+
 def _new_gnupghome() -> Path:
     home = Path(tempfile.mkdtemp(prefix="fakearchive-gnupg-"))
     home.chmod(0o700)
@@ -239,16 +244,24 @@ class Key:
         uid: str,
         algorithm: str = "ed25519",
         expire: str = "never",
+        *,
+        created: datetime | None = None,
+        revoked: bool = False,
     ) -> Key:
         """Create a new signing-only key without passphrase and write its three files.
 
         *algorithm* and *expire* are passed to ``gpg --quick-generate-key``
-        (e.g. ``"rsa2048"``, ``"2y"``).
+        (e.g. ``"rsa2048"``, ``"2y"``); *expire* counts from *created*, the key's
+        creation time (default: now), so a key made years ago with ``"1y"`` has
+        expired. With *revoked*, the public key files hold the key's revocation
+        certificate (as after ``gpg --import`` of it); the secret key file, written
+        before, can still sign.
         """
         directory.mkdir(parents=True, exist_ok=True)
         home = _new_gnupghome()
         try:
-            _run_gpg(home, ["--quick-generate-key", uid, algorithm, "sign", expire])
+            when = _gpg_time(created) if created is not None else []
+            _run_gpg(home, [*when, "--quick-generate-key", uid, algorithm, "sign", expire])
             listing = _run_gpg(home, ["--with-colons", "--list-secret-keys", uid]).decode()
             fingerprint = next(
                 line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")
@@ -257,6 +270,11 @@ class Key:
             key.secret_path.write_bytes(
                 _run_gpg(home, ["--armor", "--export-secret-keys", fingerprint])
             )
+            if revoked:
+                # gpg stores a revocation certificate for each new key, its armor
+                # guarded by a leading colon.
+                certificate = (home / "openpgp-revocs.d" / f"{fingerprint}.rev").read_bytes()
+                _run_gpg(home, ["--import"], certificate.replace(b"\n:-----", b"\n-----"))
             key.public_path.write_bytes(_run_gpg(home, ["--armor", "--export", fingerprint]))
             key.public_binary_path.write_bytes(_run_gpg(home, ["--export", fingerprint]))
         finally:
@@ -282,16 +300,33 @@ class _Signer:
     def run(self, args: Sequence[str], stdin: bytes | None = None) -> bytes:
         return _run_gpg(self._ensure_home(), args, stdin)
 
-    def sign(self, data: bytes, keys: Sequence[Key], *, clear: bool) -> bytes:
-        """Clear-sign *data*, or make an armored detached signature of it, with *keys*."""
+    def sign(
+        self,
+        data: bytes,
+        keys: Sequence[Key],
+        *,
+        clear: bool,
+        signed_at: datetime | None = None,
+        signature_expires: str | None = None,
+    ) -> bytes:
+        """Clear-sign *data*, or make an armored detached signature of it, with *keys*.
+
+        *signed_at* dates the signatures (even before a key's creation);
+        *signature_expires* (e.g. ``"1d"``) gives them an expiration time.
+        """
         if not keys:
             raise ValueError("signing needs at least one key")
         with self._lock:
             for key in keys:
                 if key.secret_path not in self._imported:
-                    self.run(["--import", str(key.secret_path)])
+                    # Even a key made in the future (Key.generate's *created*).
+                    self.run(["--ignore-time-conflict", "--import", str(key.secret_path)])
                     self._imported.add(key.secret_path)
         args = ["--digest-algo", "SHA256"]
+        if signed_at is not None:
+            args += [*_gpg_time(signed_at), "--ignore-time-conflict"]
+        if signature_expires is not None:
+            args += ["--default-sig-expire", signature_expires]
         for key in keys:
             args += ["--local-user", key.fingerprint]
         args += ["--clearsign"] if clear else ["--detach-sign", "--armor"]
@@ -773,6 +808,8 @@ class FakeArchive:
         release_gpg: bool = True,
         extra_release_fields: Mapping[str, str | None] | None = None,
         not_automatic: bool = False,
+        signed_at: datetime | None = None,
+        signature_expires: str | None = None,
     ) -> Path:
         """Write ``dists/<suite>/`` and return that directory.
 
@@ -786,7 +823,8 @@ class FakeArchive:
         Publishing again replaces every earlier index and signature of the
         suite, but keeps older ``by-hash`` files, as real archives do.
         *extra_release_fields* adds or replaces ``Release`` fields, the hash
-        lists included; ``None`` removes a field.
+        lists included; ``None`` removes a field. *signed_at* and
+        *signature_expires* are passed to :meth:`sign`.
         """
         signing_keys = list(keys) if keys is not None else [key] if key is not None else []
         suite_dir = self.path(f"dists/{suite}")
@@ -848,7 +886,14 @@ class FakeArchive:
         _update_fields(fields, extra_release_fields or {})
         (suite_dir / "Release").write_text(_render(fields))
         if signing_keys:
-            self.sign(suite, signing_keys, inrelease=inrelease, release_gpg=release_gpg)
+            self.sign(
+                suite,
+                signing_keys,
+                inrelease=inrelease,
+                release_gpg=release_gpg,
+                signed_at=signed_at,
+                signature_expires=signature_expires,
+            )
         return suite_dir
 
     def sign(
@@ -858,17 +903,24 @@ class FakeArchive:
         *,
         inrelease: bool = True,
         release_gpg: bool = True,
+        signed_at: datetime | None = None,
+        signature_expires: str | None = None,
     ) -> None:
         """(Re)write ``InRelease`` and/or ``Release.gpg`` from the current ``Release``.
 
         Lets a test edit ``Release`` after :meth:`publish` and sign the result.
+        *signed_at* dates the signatures (default: now), even before a key existed;
+        *signature_expires* (e.g. ``"1d"``, counted from *signed_at*) makes them expire.
         """
         suite_dir = self.path(f"dists/{suite}")
         release = (suite_dir / "Release").read_bytes()
+        sign = functools.partial(
+            _SIGNER.sign, release, keys, signed_at=signed_at, signature_expires=signature_expires
+        )
         if inrelease:
-            (suite_dir / "InRelease").write_bytes(_SIGNER.sign(release, keys, clear=True))
+            (suite_dir / "InRelease").write_bytes(sign(clear=True))
         if release_gpg:
-            (suite_dir / "Release.gpg").write_bytes(_SIGNER.sign(release, keys, clear=False))
+            (suite_dir / "Release.gpg").write_bytes(sign(clear=False))
 
     def serve(
         self,

@@ -22,6 +22,7 @@ import pytest
 
 from composer import profile as profile_mod
 from tests.buildhelp import closed_port
+from tests.conftest import isolated_env
 from tests.fakearchive import DEFAULT_DATE, OTHER_KEY, TEST_KEY, FakeArchive
 
 ARCHES = ("amd64", "arm64")
@@ -791,3 +792,22 @@ def test_an_older_release_than_the_lock_is_a_rollback(tmp_path: Path, env: dict[
     assert rc == 0, err
     dates = {s["suite"]: s["date"] for s in tomllib.loads(lock.read_text())["source"]}
     assert dates["trixie"] == "Tue, 01 Sep 2026 07:55:41 UTC"
+
+
+def test_locks_sharing_a_cold_cache_at_once(tmp_path: Path,
+                                            compose: Callable[..., tuple[int, str, str]]) -> None:
+    """Several `compose lock` processes share one empty cache: each fetches, decompresses
+    and removes the same compressed indexes, and all must succeed with the same lock."""
+    d, s = build(tmp_path / "archive")
+    with FakeArchive.serve_many([d, s]) as urls:
+        for round_ in range(3):
+            env = isolated_env(tmp_path / f"env{round_}")
+            projects = [make_project(tmp_path / f"p{round_}-{i}", t=["app", "tzdata"])
+                        for i in range(4)]
+            with ThreadPoolExecutor(4) as pool:
+                results = list(pool.map(lambda p: compose(env, "lock", "profiles/t.toml",
+                                                          *mirror_flags(urls), cwd=p), projects))
+            for rc, _, err in results:
+                assert rc == 0, err
+            locks = {(p / "locks" / "t.lock.toml").read_bytes() for p in projects}
+            assert len(locks) == 1

@@ -12,6 +12,7 @@ hash. A warm run finds the hash in the cache and downloads nothing but InRelease
 from __future__ import annotations
 
 import bz2
+import contextlib
 import hashlib
 import json
 import lzma
@@ -199,11 +200,21 @@ def packages_file(http: Http, cache: Cache, src: VerifiedSource, component: str,
             urls.append(src.dists_url(f"{component}/binary-{arch}/by-hash/SHA256/{entry.sha256}"))
         urls.append(src.dists_url(base_path + kind))
         say(f"fetching {where}{kind} ({entry.size / 1e6:.1f} MB)")
-        blob = http.download_verified(urls, entry.size, entry.sha256, cache, f"{where}{kind}")
-        if not kind:
-            return _indexed(cache, entry.sha256, where)
-        limit = plain.size if plain else 1 << 31
-        data = _decompress(blob, kind, limit)
+        for _ in range(3):
+            blob = http.download_verified(urls, entry.size, entry.sha256, cache, f"{where}{kind}")
+            if not kind:
+                return _indexed(cache, entry.sha256, where)
+            limit = plain.size if plain else 1 << 31
+            try:
+                data = _decompress(blob, kind, limit)
+                break
+            except FileNotFoundError:
+                # Another compose sharing the cache decompressed it and removed it first.
+                if plain is not None and cache.has(plain.sha256):
+                    return _indexed(cache, plain.sha256, where)
+        else:
+            raise FetchError(f"{where}{kind} keeps vanishing from the cache at {cache.root}",
+                             "check what else removes files there")
         if plain is not None:
             if len(data) != plain.size or hashlib.sha256(data).hexdigest() != plain.sha256:
                 raise TrustError(f"{where}{kind} decompresses to content that is not the signed Packages",
@@ -211,7 +222,8 @@ def packages_file(http: Http, cache: Cache, src: VerifiedSource, component: str,
             digest = cache.put_bytes(data)
         else:
             digest = cache.put_bytes(data)
-        os.unlink(blob)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(blob)
         return _indexed(cache, digest, where)
     if arch not in src.release.architectures:
         raise FormatError(f"{src.spec.archive} {src.spec.suite} has no packages for architecture {arch}",

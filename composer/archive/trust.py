@@ -5,7 +5,8 @@ de-armoring an ``.asc``), and is deleted afterwards; nothing is imported, so no 
 key can take part and no time is spent importing. Only the bytes gpg
 reports as signed are returned, and only after checking that they equal the cleartext
 of a strictly well-formed clearsigned message: nothing before, between or after the
-signed block is ever used.
+signed block is ever used. A good signature counts only if it is not dated in the
+future (beyond ``FUTURE_SLACK``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import base64
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,18 @@ from composer.debian.release import split_clearsigned
 from composer.errors import ConfigError, TrustError
 
 KEYRING_DIR = Path(__file__).resolve().parent.parent / "keyrings"
+
+FUTURE_SLACK = 600
+"""Seconds a good signature may be dated after this machine's clock (clock skew); a
+signature from further in the future is not counted."""
+
+_ERRSIG_REASONS = {
+    "4": "unsupported algorithm",
+    "6": "bad public key, or one created in the future",
+    "39": "the key is newer than the signature",
+    "125": "the key is not a signing key",
+}
+"""Why gpg could not check a signature, by the code ERRSIG gives (a gpg-error code)."""
 
 
 def keyring_path(name: str) -> Path:
@@ -41,11 +56,26 @@ class Verified:
     """Primary-key fingerprints of every good signature, sorted."""
 
 
+def _signature_time(value: str) -> float | None:
+    """Seconds since the epoch from a status line's time (seconds, or ISO 8601 basic)."""
+    try:
+        if "T" in value:
+            return datetime.strptime(value, "%Y%m%dT%H%M%S").replace(tzinfo=UTC).timestamp()
+        return float(value)
+    except ValueError:
+        return None
+
+
 def _signatures(status: str) -> tuple[list[str], list[str]]:
-    """(primary fingerprints of good signatures, problems) from gpg's status lines."""
+    """(primary fingerprints of good signatures, problems) from gpg's status lines.
+
+    A good signature dated more than FUTURE_SLACK seconds from now is a problem.
+    """
+    now = time.time()
     good: list[str] = []
     problems: list[str] = []
     current: str | None = None
+    signer = ""
     for line in status.splitlines():
         if not line.startswith("[GNUPG:] "):
             continue
@@ -56,7 +86,7 @@ def _signatures(status: str) -> tuple[list[str], list[str]]:
         if tag == "NEWSIG":
             current = None
         elif tag in ("GOODSIG", "EXPSIG", "EXPKEYSIG", "REVKEYSIG", "BADSIG", "ERRSIG"):
-            current = tag
+            current, signer = tag, words[1]
             if tag == "BADSIG":
                 problems.append(f"BAD signature from key {words[1]}")
             elif tag == "EXPKEYSIG":
@@ -67,10 +97,18 @@ def _signatures(status: str) -> tuple[list[str], list[str]]:
                 problems.append(f"expired signature by key {words[1]}")
             elif tag == "ERRSIG":
                 rc = words[6] if len(words) > 6 else "?"
+                reason = f": {_ERRSIG_REASONS[rc]}" if rc in _ERRSIG_REASONS else ""
                 problems.append(f"key {words[1]} is not in the keyring" if rc == "9"
-                                else f"cannot check signature by key {words[1]} (code {rc})")
+                                else f"cannot check signature by key {words[1]} (code {rc}{reason})")
         elif tag == "VALIDSIG" and current == "GOODSIG":
-            good.append(words[-1])
+            made = _signature_time(words[3]) if len(words) > 3 else None
+            if made is None:
+                problems.append(f"cannot read the date of the signature by key {signer}")
+            elif made > now + FUTURE_SLACK:
+                when = datetime.fromtimestamp(made, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+                problems.append(f"signature by key {signer} is dated {when}, in the future")
+            else:
+                good.append(words[-1])
         elif tag in ("NO_PUBKEY",) and not any(words[1] in p for p in problems):
             problems.append(f"key {words[1]} is not in the keyring")
     return good, problems
@@ -158,12 +196,14 @@ class Verifier:
     def _check(self, status: str, where: str) -> tuple[str, ...]:
         good, problems = _signatures(status)
         if any(p.startswith("BAD") for p in problems) or not good:
+            clock = (", or this machine's clock is wrong"
+                     if any(p.endswith("in the future") for p in problems) else "")
             raise TrustError(
                 f"cannot verify {where}: "
                 + ("; ".join(problems) if problems else "no good signature")
                 + f" (keyring {self.keyring.name})",
                 "the mirror may be tampered with or out of date, or the profile names the "
-                "wrong keyring; nothing from this source was used",
+                f"wrong keyring{clock}; nothing from this source was used",
             )
         return tuple(sorted(set(good)))
 
