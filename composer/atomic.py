@@ -129,7 +129,9 @@ def new_file(directory: Path, mode: int = 0o644) -> Iterator[NewFile]:
 
 
 def write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``path`` whole or not at all."""
+    """Write ``path`` whole or not at all; the stale files killed writers left beside it
+    (hidden names, where the file system has no unnamed files) are removed first."""
+    sweep(path.parent, ".new-", (".part",))
     with new_file(path.parent, mode) as f:
         f.file.write(data)
         f.commit(path)

@@ -804,9 +804,10 @@ def test_locks_sharing_a_cold_cache_at_once(tmp_path: Path,
             env = isolated_env(tmp_path / f"env{round_}")
             projects = [make_project(tmp_path / f"p{round_}-{i}", t=["app", "tzdata"])
                         for i in range(4)]
+            runs = [(env, p) for p in projects]
             with ThreadPoolExecutor(4) as pool:
-                results = list(pool.map(lambda p: compose(env, "lock", "profiles/t.toml",
-                                                          *mirror_flags(urls), cwd=p), projects))
+                results = list(pool.map(lambda ep: compose(ep[0], "lock", "profiles/t.toml",
+                                                           *mirror_flags(urls), cwd=ep[1]), runs))
             for rc, _, err in results:
                 assert rc == 0, err
             locks = {(p / "locks" / "t.lock.toml").read_bytes() for p in projects}

@@ -179,7 +179,10 @@ class Http:
             timeout=httpx.Timeout(timeout),
             follow_redirects=True,
             event_hooks={"response": [_no_downgrade]},
-            headers={"User-Agent": user_agent},
+            # The bytes as the archive holds them, which is what the signed hashes cover:
+            # a Content-Encoding decoded on the fly would escape the size bounds (a few
+            # KB of zstd can stand for gigabytes), so none is asked for or decoded.
+            headers={"User-Agent": user_agent, "Accept-Encoding": "identity"},
             trust_env=False,
             mounts={
                 "http://": _transport(httpx, limits, backend, verify=False),
@@ -198,6 +201,10 @@ class Http:
                 return attempt_fn()
             except NotFound:
                 raise
+            except httpx.TooManyRedirects as exc:
+                raise FetchError(f"cannot download {url}: more than "
+                                 f"{self.client.max_redirects} redirects (a loop?)",
+                                 "check the mirror URL, or pick another with --mirror") from exc
             except httpx.HTTPStatusError as exc:
                 code = exc.response.status_code
                 if code < 500 and code not in RETRY_STATUS:
@@ -237,7 +244,7 @@ class Http:
             headers["If-Modified-Since"] = last_modified
 
         def attempt() -> Response:
-            deadline = self._deadline(min(limit, 8 << 20))
+            deadline = self._deadline(min(limit, 1 << 20))  # an InRelease is ~150 kB
             with self.client.stream("GET", url, headers=headers) as r:
                 if r.status_code in (404, 410):
                     raise NotFound(f"{url}: not found (HTTP {r.status_code})")
@@ -246,7 +253,7 @@ class Http:
                 r.raise_for_status()
                 chunks: list[bytes] = []
                 total = 0
-                for chunk in r.iter_bytes():
+                for chunk in r.iter_raw():
                     total += len(chunk)
                     self._check_time(deadline, url, total)
                     if total > limit:
@@ -296,7 +303,9 @@ class Http:
                     if declared.isdigit() and int(declared) > size:
                         raise TrustError(f"{what} from {url} is larger than the {size} bytes "
                                          f"the signed index gives ({declared} declared)")
-                    for chunk in r.iter_bytes(1 << 16):
+                    # Each piece as it arrives: a chunk size would gather the pieces
+                    # of a trickle out of sight of the deadline.
+                    for chunk in r.iter_raw():
                         total += len(chunk)
                         if total > size:
                             raise TrustError(f"{what} from {url} is larger than the {size} bytes the signed index gives")

@@ -260,12 +260,19 @@ class _Debs(Mapping[str, Path]):
     def __init__(self, fetch: Callable[[], Mapping[str, Path]]) -> None:
         self._fetch = fetch
         self._paths: Mapping[str, Path] | None = None
+        self._failed: ComposeError | None = None
         self._lock = threading.Lock()
 
     def _all(self) -> Mapping[str, Path]:
         with self._lock:  # read_debs asks from several threads
+            if self._failed is not None:  # once: not again for each thread that asks
+                raise self._failed
             if self._paths is None:
-                self._paths = self._fetch()
+                try:
+                    self._paths = self._fetch()
+                except ComposeError as exc:
+                    self._failed = exc
+                    raise
             return self._paths
 
     def __getitem__(self, sha256: str) -> Path:
