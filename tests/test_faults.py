@@ -653,3 +653,23 @@ def test_build_falls_over_to_the_second_mirror(world: World, env: dict[str, str]
         assert rc == 0, err
         assert all(proxy.count(p) == 1 and good.count(p) == 2 for p in debs)
     assert_cache_clean(env)
+
+
+def test_a_redirect_from_https_to_http_is_refused() -> None:
+    """The hook every response passes through: an https answer that redirects to plain
+    http is refused before it is followed (as apt refuses it); https to https is fine."""
+    import httpx
+
+    from composer.archive.http import _no_downgrade
+    from composer.errors import TrustError
+
+    def answer(url: str, location: str) -> httpx.Response:
+        return httpx.Response(302, headers={"location": location},
+                              request=httpx.Request("GET", url))
+
+    with pytest.raises(TrustError, match=r"https://m\.example/debian/x\.deb redirects to "
+                                         r"http://other\.example/x\.deb, leaving https"):
+        _no_downgrade(answer("https://m.example/debian/x.deb", "http://other.example/x.deb"))
+    _no_downgrade(answer("https://m.example/debian/x.deb", "https://other.example/x.deb"))
+    _no_downgrade(answer("https://m.example/debian/x.deb", "/elsewhere/x.deb"))
+    _no_downgrade(answer("http://m.example/debian/x.deb", "http://other.example/x.deb"))
