@@ -32,7 +32,7 @@ STALE_AFTER = 60.0
 """Seconds after which an unlocked temporary name is taken for a killed writer's."""
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -107,7 +107,7 @@ class NewFile:
             self._name = name
         os.replace(self._name, dest)
         self._name = None
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
         return dest
 
     def close(self) -> None:
@@ -242,13 +242,13 @@ class NewDir:
         the old one removed; or renamed into place when nothing is there."""
         parent = self.dest.parent
         with locked_dir(parent):
-            _fsync_dir(self.path)
+            fsync_dir(self.path)
             if self.dest.exists() or self.dest.is_symlink():
                 if not _exchange(self.path, self.dest):
                     self._two_renames()
             else:
                 os.rename(self.path, self.dest)
-            _fsync_dir(parent)
+            fsync_dir(parent)
             # self.path now holds the old directory (or nothing)
 
     def _two_renames(self) -> None:

@@ -237,14 +237,6 @@ def _write(path: Path, data: bytes) -> None:
     os.chmod(path, 0o644)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _referenced(index: bytes, blobs: Mapping[str, bytes]) -> Iterator[str]:
     """Every digest reachable from ``index``, through nested indexes and manifests."""
     doc = json.loads(index)
@@ -308,7 +300,7 @@ def write_layout(out_dir: Path, index: bytes, blobs: Mapping[str, bytes | Path])
             _write(tmp / "oci-layout", LAYOUT_VERSION)
             _write(tmp / "index.json", index)
             for p in (tmp / "blobs" / "sha256", tmp / "blobs"):
-                _fsync_dir(p)
+                atomic.fsync_dir(p)
             _replaceable(out_dir, "oci-layout")  # again: another process may have been first
             new.commit()
 
