@@ -786,3 +786,28 @@ def test_every_identifier_the_module_can_produce_is_on_the_spdx_lists() -> None:
 def test_badly_written_files_never_fail(text: str) -> None:
     r = run(text, ["usr/bin/x"], ["usr/bin/x"])
     assert r.expression and r.ids
+
+
+def test_a_licence_nested_too_deep_is_prose_not_a_recursion() -> None:
+    assert spdx("(" * 16 + "GPL-2+ or MIT" + ")" * 16) == "GPL-2.0-or-later OR MIT"
+    c = parse(dep5("Files: *\nCopyright: x\nLicense: " + "(" * 400 + "MIT"), "w")
+    assert c.files[0].detected and c.files[0].expression == "LicenseRef-unknown"
+    assert valid(spdx("(" * 400 + "MIT")) == "LicenseRef-MIT"
+
+
+@pytest.mark.parametrize(("pattern", "path", "matches"), [
+    ("*" * 40 + "x", "usr/lib/" + "a" * 60 + "x", True),
+    ("*" * 40 + "x", "usr/lib/" + "a" * 60, False),
+    ("*a" * 30 + "x", "usr/lib/" + "a" * 60 + "x", True),
+    ("*a" * 30 + "x", "usr/lib/" + "a" * 60, False),
+    ("*a" * 30 + "x", "usr/lib/" + "a" * 29 + "x", False),
+    ("a*/" * 20 + "*.c", "ab/" * 20 + "x.c", True),
+    ("a*/" * 20 + "*.c", "ab/" * 19 + "x.c", False),
+])
+def test_globs_with_many_stars_match_without_backtracking(
+    pattern: str, path: str, matches: bool
+) -> None:
+    # A regex with a ".*" per star tried every way of placing them: hours for these.
+    r = run(dep5("Files: *\nCopyright: x\nLicense: MIT",
+                 f"Files: {pattern}\nCopyright: y\nLicense: ISC"), [path])
+    assert (uses(r)[pattern][0] == "matched") is matches

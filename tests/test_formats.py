@@ -137,3 +137,43 @@ def test_clearsigned_text_is_dash_unescaped() -> None:
 def test_clearsigned_structure_is_strict(bad: bytes) -> None:
     with pytest.raises(TrustError):
         split_clearsigned(bad, "t")
+
+
+def test_packages_file_damage_is_a_format_error() -> None:
+    pf = PackagesFile(b"Package: \xff\nVersion: 1\n", "test")
+    with pytest.raises(FormatError, match="at byte 0: paragraph is not UTF-8"):
+        pf.stanza(0)
+    with pytest.raises(FormatError, match=r"package name .* is not UTF-8"):
+        list(pf.names())
+    with pytest.raises(FormatError, match="'Provides:' field before any 'Package:'"):
+        PackagesFile(b"\nProvides: v\n", "test")
+
+
+def test_packages_file_without_a_final_line_end() -> None:
+    pf = PackagesFile(b"Package: abc", "test")
+    assert pf.lookup("abc") == [0] and pf.stanza(0) == {"Package": "abc"}
+
+
+@pytest.mark.parametrize("sidecar", [
+    b"",
+    b"(\xff\xff\xff\x7f",  # a marshal tuple said to hold 2**31 items
+    bytes(48),  # six empty parts: keys and offsets that do not agree
+    b"\xff" * 48 + b"x",  # lengths far past the end
+    b"\x01" + bytes(47) + b"x",  # a part that is no whole number of offsets
+])
+def test_packages_file_damaged_sidecar_is_ignored(sidecar: bytes) -> None:
+    pf = PackagesFile(PACKAGES, "test", sidecar)
+    assert pf.lookup("a") == [0, 83] and sorted(pf.names()) == ["a", "b"]
+    assert PackagesFile(PACKAGES, "test", pf.sidecar()[:-1]).lookup("a") == [0, 83]
+
+
+@pytest.mark.parametrize("size", ["\u00b2", "1" * 5000, "-1", "1.0"])
+def test_release_size_that_is_not_a_number(size: str) -> None:
+    with pytest.raises(FormatError, match="bad SHA256 line"):
+        parse_release(RELEASE.replace(" 123 ", f" {size} "), "test")
+
+
+def test_release_date_out_of_range() -> None:
+    info = parse_release(RELEASE.replace("2026", "99999999999999999999"), "test")
+    with pytest.raises(FormatError, match="not an RFC 2822 date"):
+        info.date_utc  # noqa: B018 - the property parses

@@ -267,6 +267,9 @@ SATISFIES_CASES = [
     ("1:0", "2", 1),
     ("1.0a", "1.0", 1),
     ("1.0+", "1.0.", -1),
+    # Numbers compare by value at any length, past int()'s 4300 digits.
+    ("1" * 5000, "1" * 4999 + "2", -1),
+    ("1." + "0" * 30 + "2", "1.1", 1),
 ]
 OPS = {
     "<<": lambda c: c < 0,
@@ -295,13 +298,19 @@ def test_satisfies(a: str, b: str, order: int, op: str) -> None:
         ("2:1:2-3", (2, "1:2", "3")),
         ("10:1.0~rc1-1~bpo12+1", (10, "1.0~rc1", "1~bpo12+1")),
         ("7.0.0+dfsg~alpha1", (0, "7.0.0+dfsg~alpha1", "")),
+        ("0002:1", (2, "1", "")),
+        ("2147483647:1", (2147483647, "1", "")),
     ],
 )
 def test_split(version: str, triple: tuple[int, str, str]) -> None:
     assert split(version) == triple
 
 
-@pytest.mark.parametrize("version", ["", "a1.0", "1:", "x:1.0", "1.0 2"])
+@pytest.mark.parametrize("version", [
+    "", "a1.0", "1:", "x:1.0", "1.0 2", "1\n", "1.0\n",
+    # dpkg's epoch is an int: digits in ASCII, at most INT_MAX.
+    "\u00b2:1", "\u0661:1", "2147483648:1", "1" * 5000 + ":1",
+])
 def test_malformed_versions_raise(version: str) -> None:
     with pytest.raises(FormatError):
         split(version)

@@ -431,6 +431,11 @@ class _NotAnExpression(ValueError):
     """The License first line is prose, not short names."""
 
 
+_MAX_NESTING = 16
+"""Parentheses nested deeper than this make a License line prose, not an expression that
+would be read by recursing once per level."""
+
+
 def _expression(line: str, notes: list[str]) -> _Node:
     """A DEP-5 License first line as a tree. Precedence, loosest first: ``, and``;
     ``or``; ``and``; ``with``."""
@@ -442,11 +447,17 @@ def _expression(line: str, notes: list[str]) -> _Node:
     def peek(k: int = 0) -> str:
         return tokens[pos + k].lower() if pos + k < len(tokens) else ""
 
+    depth = 0
+
     def term() -> _Node:
-        nonlocal pos
+        nonlocal pos, depth
         if peek() == "(":
+            if depth == _MAX_NESTING:
+                raise _NotAnExpression(line)
             pos += 1
+            depth += 1
             inner = comma_and()
+            depth -= 1
             if peek() == ")":
                 pos += 1
             return inner
@@ -879,18 +890,31 @@ _SHARED_OBJECT = re.compile(r"\.so(?:\.[0-9.]+)?$")
 
 
 def _glob(pattern: str) -> str:
-    """A DEP-5 glob as a regex: ``*`` and ``?`` match ``/`` too; ``\\`` escapes."""
-    out = []
+    """A DEP-5 glob as a regex for ``fullmatch``: ``*`` and ``?`` match ``/`` too; ``\\``
+    escapes.
+
+    Each fixed piece between two ``*`` is matched at its first place after the piece
+    before it, in an atomic group: no later place could let more of the glob match, and a
+    glob with many ``*`` stays fast where a ``.*`` for each would backtrack through every
+    way of placing them (``**********x`` took 18 s against one 38-character path)."""
+    pieces: list[list[str]] = [[]]
     i = 0
     while i < len(pattern):
         c = pattern[i]
         if c == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
+            pieces[-1].append(re.escape(pattern[i + 1]))
             i += 2
             continue
-        out.append(".*" if c == "*" else "." if c == "?" else re.escape(c))
+        if c == "*":
+            pieces.append([])
+        else:
+            pieces[-1].append("." if c == "?" else re.escape(c))
         i += 1
-    return "".join(out)
+    parts = ["".join(piece) for piece in pieces]
+    if len(parts) == 1:
+        return parts[0]
+    middle = "".join(f"(?>.*?{part})" for part in parts[1:-1] if part)
+    return f"{parts[0]}{middle}.*{parts[-1]}"
 
 
 @dataclass(frozen=True, slots=True)

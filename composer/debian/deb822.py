@@ -16,8 +16,8 @@ archive file compose reads.
 
 from __future__ import annotations
 
-import marshal
 import re
+import struct
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -74,12 +74,16 @@ def parse_one(text: str, where: str = "control data") -> dict[str, str]:
 
 _PACKAGE = re.compile(rb"\nPackage: ([^\n]+)")
 _PROVIDES_OR_PACKAGE = re.compile(rb"\n(Package|Provides): ([^\n]+)")
+_FIRST_PACKAGE = re.compile(rb"Package: ([^\n]+)")
 _FIELD_RANK = {b"Package": 0, b"Pre-Depends": 1, b"Depends": 2, b"Conflicts": 3, b"Breaks": 4,
                b"Recommends": 5, b"Suggests": 6, b"Replaces": 7, b"Enhances": 8, b"Provides": 9}
 _NAME_BEFORE = (b" ", b"\t", b",", b"|")
 _NAME_AFTER = (b"", b" ", b"\t", b",", b"|", b"(", b":", b"[", b"<", b"\n")
 # The names in a Provides value: "a (= 1), b:any, c".
 _PROVIDED_NAME = re.compile(rb"(?:^|,)\s*([^\s,(:]+)")
+# A sidecar starts with the byte lengths of its six parts. (Not marshal: marshal.loads
+# of five damaged bytes can allocate gigabytes for a container it is told is coming.)
+_SIDECAR_HEAD = struct.Struct("<6Q")
 
 
 class _RangeMap:
@@ -125,7 +129,7 @@ class PackagesFile:
 
     __slots__ = ("_cache", "data", "offsets", "virtuals", "where")
 
-    SIDECAR_FORMAT = 1
+    SIDECAR_FORMAT = 2
 
     def __init__(self, data: Any, where: str, sidecar: bytes | None = None) -> None:
         self.data = data
@@ -141,14 +145,16 @@ class PackagesFile:
         offsets = self.offsets
         provides: list[tuple[int, bytes]] = []
         start = -1
-        if bytes(data[:9]) == b"Package: ":
-            end = data.find(b"\n")
-            offsets.setdefault(bytes(data[9:end]), []).append(0)
+        first = _FIRST_PACKAGE.match(data)
+        if first:
+            offsets.setdefault(first.group(1), []).append(0)
             start = 0
         for m in _PROVIDES_OR_PACKAGE.finditer(data):
             if m.group(1) == b"Package":
                 start = m.start() + 1
                 offsets.setdefault(m.group(2), []).append(start)
+            elif start < 0:
+                raise FormatError(f"{self.where}: a 'Provides:' field before any 'Package:' field")
             else:
                 provides.append((start, m.group(2)))
         if start < 0 and bytes(data[:1]).strip():
@@ -159,10 +165,11 @@ class PackagesFile:
                 virtuals.setdefault(name, []).append(off)
 
     def sidecar(self) -> bytes:
-        """The scan's result in a form that loads in a few milliseconds (marshal).
+        """The scan's result in a form that loads in a few milliseconds.
 
         Per map: the unique names, sorted and joined by newlines, and for name ``i`` its
         offsets at ``flat[starts[i]:starts[i + 1]]``; loading is one split, a lookup a bisect.
+        The six parts follow their lengths.
         """
 
         def pack(d: dict[bytes, list[int]]) -> tuple[bytes, bytes, bytes]:
@@ -174,17 +181,27 @@ class PackagesFile:
                 starts.append(len(flat))
             return b"\n".join(keys), starts.tobytes(), flat.tobytes()
 
-        return marshal.dumps((self.SIDECAR_FORMAT, *pack(self.offsets), *pack(self.virtuals)))
+        parts = (*pack(self.offsets), *pack(self.virtuals))
+        return _SIDECAR_HEAD.pack(*map(len, parts)) + b"".join(parts)
 
     def _load(self, blob: bytes) -> bool:
-        try:
-            fmt, *parts = marshal.loads(blob)
-            if fmt != self.SIDECAR_FORMAT or len(parts) != 6:
-                return False
-            self.offsets = _RangeMap(*parts[:3])  # type: ignore[assignment]
-            self.virtuals = _RangeMap(*parts[3:])  # type: ignore[assignment]
-        except (ValueError, EOFError, TypeError):
+        """Take the scan from a sidecar; False when it is damaged."""
+        if len(blob) < _SIDECAR_HEAD.size:
             return False
+        lengths = _SIDECAR_HEAD.unpack_from(blob)
+        if _SIDECAR_HEAD.size + sum(lengths) != len(blob):
+            return False
+        parts = []
+        pos = _SIDECAR_HEAD.size
+        for length in lengths:
+            parts.append(bytes(blob[pos : pos + length]))
+            pos += length
+        try:
+            offsets, virtuals = _RangeMap(*parts[:3]), _RangeMap(*parts[3:])
+        except ValueError:
+            return False
+        self.offsets = offsets  # type: ignore[assignment]
+        self.virtuals = virtuals  # type: ignore[assignment]
         return True
 
     def stanza(self, offset: int) -> dict[str, str]:
@@ -196,7 +213,10 @@ class PackagesFile:
         end = data.find(b"\n\n", offset)
         if end < 0:
             end = len(data)
-        text = bytes(data[offset:end]).decode().rstrip("\n")
+        try:
+            text = bytes(data[offset:end]).decode().rstrip("\n")
+        except UnicodeDecodeError:
+            raise FormatError(f"{self.where} at byte {offset}: paragraph is not UTF-8") from None
         fields = _fields(text.split("\n"), f"{self.where} at byte {offset}")
         self._cache[offset] = fields
         return fields
@@ -246,7 +266,11 @@ class PackagesFile:
                 best = here
 
     def names(self) -> Iterator[str]:
-        return (n.decode() for n in self.offsets)
+        for name in self.offsets:
+            try:
+                yield name.decode()
+            except UnicodeDecodeError:
+                raise FormatError(f"{self.where}: package name {name!r} is not UTF-8") from None
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.offsets.values())

@@ -48,7 +48,7 @@ class ReleaseInfo:
 def parse_date(value: str, what: str) -> datetime:
     try:
         dt = parsedate_to_datetime(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise FormatError(f"Release {what} is not an RFC 2822 date: {value!r}") from exc
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
@@ -66,7 +66,8 @@ def parse_release(text: str, where: str) -> ReleaseInfo:
         )
     for line in sha.strip().splitlines():
         parts = line.split()
-        if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{64}", parts[0]) or not parts[1].isdigit():
+        if (len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{64}", parts[0])
+                or not re.fullmatch(r"[0-9]{1,20}", parts[1])):
             raise FormatError(f"{where}: bad SHA256 line {line.strip()!r}")
         files[parts[2]] = FileEntry(parts[2], int(parts[1]), parts[0])
     for required in ("Date",):

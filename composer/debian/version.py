@@ -6,7 +6,8 @@ dpkg's loop does: characters of the non-digit runs by weight (``~`` below the en
 string, letters below everything else), then the numbers; a part that has run out
 counts as an empty string with the number 0 for as long as the other goes on. (A sort
 key of tuples cannot express that padding: ``0`` and ``0~`` would compare the wrong way,
-so ``key`` wraps ``compare``.)
+so ``key`` wraps ``compare``.) A number is kept as its digits without leading zeros and
+their count, which order as the numbers do at any length, as in dpkg.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from composer.errors import FormatError
 _CHUNK = re.compile(r"(\D*)(\d*)")
 _VALID = re.compile(r"^(?:(\d+):)?([0-9A-Za-z.+~:-]+?)(?:-([0-9A-Za-z.+~]+))?$")
 
-Chunks = tuple[tuple[tuple[int, ...], int], ...]
-_EMPTY: tuple[tuple[int, ...], int] = ((), 0)
+_Number = tuple[int, str]
+Chunks = tuple[tuple[tuple[int, ...], _Number], ...]
+_EMPTY: tuple[tuple[int, ...], _Number] = ((), (0, ""))
+_MAX_EPOCH = 2**31 - 1
 
 
 def _order(ch: str) -> int:
@@ -33,11 +36,11 @@ def _order(ch: str) -> int:
 
 
 def _chunks(part: str) -> Chunks:
-    out: list[tuple[tuple[int, ...], int]] = []
+    out: list[tuple[tuple[int, ...], _Number]] = []
     for m in _CHUNK.finditer(part):
-        text, digits = m.group(1), m.group(2)
-        if text or digits:
-            out.append((tuple(_order(c) for c in text), int(digits) if digits else 0))
+        text, digits = m.group(1), m.group(2).lstrip("0")
+        if text or m.group(2):
+            out.append((tuple(_order(c) for c in text), (len(digits), digits)))
     return tuple(out)
 
 
@@ -64,15 +67,17 @@ def split(version: str) -> tuple[int, str, str]:
     rest = version
     if ":" in version:
         e, rest = version.split(":", 1)
-        if not e.isdigit():
+        if not (e.isascii() and e.isdigit()):
             raise FormatError(f"bad version {version!r}: epoch {e!r} is not a number")
+        if len(e.lstrip("0")) > len(str(_MAX_EPOCH)) or int(e) > _MAX_EPOCH:
+            raise FormatError(f"bad version {version!r}: epoch {e!r} is too big")
         epoch = int(e)
     upstream, sep, revision = rest.rpartition("-")
     if not sep:
         upstream, revision = rest, ""
     elif not revision:
         raise FormatError(f"bad version {version!r}: the revision after '-' is empty")
-    if not upstream or not _VALID.match(version) or not upstream[0].isdigit():
+    if not upstream or not _VALID.fullmatch(version) or not upstream[0].isdigit():
         raise FormatError(
             f"bad version {version!r}",
             "a Debian version is [epoch:]upstream[-revision] and its upstream part "
