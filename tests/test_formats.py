@@ -3,6 +3,8 @@ its sidecar, Release files and the strict clearsigned-message reader."""
 
 from __future__ import annotations
 
+import marshal
+
 import pytest
 
 from composer.debian import deb822, relation
@@ -157,10 +159,12 @@ def test_packages_file_without_a_final_line_end() -> None:
 @pytest.mark.parametrize("sidecar", [
     b"",
     b"(\xff\xff\xff\x7f",  # a marshal tuple said to hold 2**31 items
+    marshal.dumps((1, 1, 2, 3, 4, 5, 6)),  # marshalled numbers where names belong
     bytes(48),  # six empty parts: keys and offsets that do not agree
     b"\xff" * 48 + b"x",  # lengths far past the end
     b"\x01" + bytes(47) + b"x",  # a part that is no whole number of offsets
-])
+], ids=["empty", "marshal-huge-tuple", "marshal-numbers", "empty-parts", "past-the-end",
+        "odd-part"])
 def test_packages_file_damaged_sidecar_is_ignored(sidecar: bytes) -> None:
     pf = PackagesFile(PACKAGES, "test", sidecar)
     assert pf.lookup("a") == [0, 83] and sorted(pf.names()) == ["a", "b"]

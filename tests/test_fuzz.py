@@ -283,12 +283,16 @@ def exercise(pf: PackagesFile, scanned: bool = True) -> None:
 @FUZZ
 @given(st.one_of(st.binary(), damaged_bytes(PACKAGES_SEEDS)))
 @example(b"Package: \xff\n")
+@example(b"\nProvides: \x00")
+@example(b"Package: abc")
 def test_packages_file(data: bytes) -> None:
     pf = outcome(lambda: PackagesFile(data, "fuzz"))
     if isinstance(pf, ComposeError):
         return
     exercise(pf)
+    # The sidecar of a scan always loads, and gives the scan back.
     again = PackagesFile(data, "fuzz", pf.sidecar())
+    assert not isinstance(again.offsets, dict)
     assert {k: again.offsets.get(k) for k in again.offsets} == pf.offsets
     assert {k: again.virtuals.get(k) for k in again.virtuals} == pf.virtuals
 
@@ -329,6 +333,36 @@ def test_relation_parse(text: str, arch: str | None, profiles: frozenset[str]) -
         assert all(group and all(isinstance(r, Relation) for r in group) for group in got)
     provides = outcome(lambda: relation.parse_provides(text, where="fuzz"))
     assert isinstance(provides, (tuple, FormatError))
+
+
+_PACKAGE_NAME = st.builds(str.__add__, st.sampled_from("abz09"), st.text("abz09+.-", max_size=6))
+
+
+@st.composite
+def relation_groups(draw: st.DrawFn) -> tuple[tuple[Relation, ...], ...]:
+    groups = []
+    for _ in range(draw(st.integers(1, 4))):
+        group = []
+        for _ in range(draw(st.integers(1, 3))):
+            op = draw(st.none() | st.sampled_from(relation.OPS))
+            arch = draw(st.none() | st.sampled_from(["any", "native", "amd64"]))
+            group.append(Relation(draw(_PACKAGE_NAME), op, draw(versions()) if op else None, arch))
+        groups.append(tuple(group))
+    return tuple(groups)
+
+
+@FUZZ
+@given(relation_groups(), st.sampled_from([", ", ",", ",\n ", " ,  "]))
+def test_relation_reads_back_what_was_written(
+    groups: tuple[tuple[Relation, ...], ...], comma: str
+) -> None:
+    text = comma.join(relation.format_group(g) for g in groups)
+    assert relation.parse(text) == groups
+    assert relation.parse(text + ",") == groups
+    # An architecture restriction on every alternative keeps or drops them all.
+    restricted = comma.join(" | ".join(f"{r} [!arm64]" for r in g) for g in groups)
+    assert relation.parse(restricted, "amd64") == groups
+    assert relation.parse(restricted, "arm64") == ()
 
 
 # --------------------------------------------------------------------------------------
@@ -449,9 +483,9 @@ def test_release(text: str) -> None:
         assert isinstance(info, (FormatError, TrustError)) and info.message.startswith("fuzz")
         return
     assert all(e.size >= 0 and len(e.sha256) == 64 for e in info.files.values())
-    outcome(lambda: info.date_utc)
-    if info.valid_until is not None:
-        outcome(lambda: parse_date(info.valid_until or "", "Valid-Until"))
+    for date in (lambda: info.date_utc, lambda: parse_date(info.valid_until or "", "V")):
+        got = outcome(date)
+        assert isinstance(got, FormatError) or got.tzinfo is not None
 
 
 @FUZZ
