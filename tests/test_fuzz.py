@@ -199,7 +199,7 @@ MAX_SIZE = 1 << 20
 
 
 DEB822_SEEDS = [p.decode() for p in PACKAGES_SEEDS] + [
-    "# a comment\nTypes: deb\nURIs: http://deb.debian.org/debian\nSuites: trixie\n\n"
+    "# a comment\nTypes: deb\nURIs: http://mirror.example.invalid/debian\nSuites: trixie\n\n"
     "Types: deb-src\nComponents: main\n contrib\n .\n non-free\n",
 ]
 
