@@ -14,7 +14,6 @@ destination is at every moment either the old directory or the new one.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import os
@@ -40,50 +39,30 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-AT_FDCWD = -100
-AT_SYMLINK_FOLLOW = 0x400
+PROC_FD = Path("/proc/self/fd")
 
 
 def _link_unnamed(f: IO[bytes], name: Path) -> None:
-    """Give an ``O_TMPFILE`` file a name: ``linkat`` through ``/proc/self/fd`` (Python's
-    ``os.link`` does not follow that link), or, without ``/proc``, a copy."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    rc = libc.linkat(AT_FDCWD, os.fsencode(f"/proc/self/fd/{f.fileno()}"), AT_FDCWD,
-                     os.fsencode(name), AT_SYMLINK_FOLLOW)
-    if rc == 0:
-        return
-    err = ctypes.get_errno()
-    if err not in (errno.ENOENT, errno.EXDEV, errno.EPERM, errno.ENOSYS):
-        raise OSError(err, os.strerror(err), str(name))
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    """Give an ``O_TMPFILE`` file a name: ``linkat`` of its ``/proc/self/fd`` entry,
+    following that link to the file."""
+    proc = os.open(PROC_FD, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        size = os.fstat(f.fileno()).st_size
-        offset = 0
-        while offset < size:
-            sent = os.sendfile(fd, f.fileno(), offset, size - offset)
-            if sent == 0:
-                break
-            offset += sent
-        os.fchmod(fd, os.fstat(f.fileno()).st_mode & 0o7777)
-        os.fsync(fd)
-    except BaseException:
-        os.unlink(name)
-        raise
+        os.link(str(f.fileno()), name, src_dir_fd=proc, follow_symlinks=True)
     finally:
-        os.close(fd)
+        os.close(proc)
 
 
 class NewFile:
     """A file being written in ``directory``; :meth:`commit` gives it its name."""
 
-    def __init__(self, directory: Path, mode: int = 0o644) -> None:
+    def __init__(self, directory: Path, mode: int = 0o644, durable: bool = True) -> None:
         self.directory = directory
         self.mode = mode
+        self.durable = durable
         self._name: Path | None = None
         fd = -1
         o_tmpfile = getattr(os, "O_TMPFILE", 0)
-        if o_tmpfile:
+        if o_tmpfile and PROC_FD.is_dir():  # without /proc it could not be named
             try:
                 fd = os.open(directory, o_tmpfile | os.O_RDWR | os.O_CLOEXEC, 0o600)
             except OSError as exc:
@@ -107,7 +86,8 @@ class NewFile:
             self._name = name
         os.replace(self._name, dest)
         self._name = None
-        fsync_dir(dest.parent)
+        if self.durable:
+            fsync_dir(dest.parent)
         return dest
 
     def close(self) -> None:
@@ -119,9 +99,10 @@ class NewFile:
 
 
 @contextlib.contextmanager
-def new_file(directory: Path, mode: int = 0o644) -> Iterator[NewFile]:
-    """A :class:`NewFile` in ``directory``, removed unless committed."""
-    f = NewFile(directory, mode)
+def new_file(directory: Path, mode: int = 0o644, durable: bool = True) -> Iterator[NewFile]:
+    """A :class:`NewFile` in ``directory``, removed unless committed. Without
+    ``durable``, the rename is not synced to disk: for what can be made again."""
+    f = NewFile(directory, mode, durable)
     try:
         yield f
     finally:
@@ -196,16 +177,19 @@ def sweep(directory: Path, prefix: str, suffixes: tuple[str, ...],
 RENAME_EXCHANGE = 2
 
 
+AT_FDCWD = -100
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one step (``renameat2`` with ``RENAME_EXCHANGE``); False when
     the kernel or file system cannot."""
+    import ctypes  # only when an output is replaced
+
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError):
         return False
-    at_fdcwd = -100
-    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), RENAME_EXCHANGE)
+    rc = renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
     if rc == 0:
         return True
     err = ctypes.get_errno()

@@ -467,11 +467,11 @@ def test_an_endless_deb_is_cut_off_at_the_signed_size(world: World, env: dict[st
     out_dir.mkdir()
     rc, out, err = build(world, env, "one", out_dir / "one", mirror(proxy))
     size = len(world.archive.path(path.removeprefix("/debian/")).read_bytes())
-    declared = rf" \({ENDLESS_LIMIT} declared\)" if case == "declared-1GiB" else ""
+    said = (rf" has {ENDLESS_LIMIT} bytes \(its Content-Length\), the signed index says {size}"
+            if case == "declared-1GiB"
+            else rf" is larger than the {size} bytes the signed index gives")
     error_line(rc, err, "cannot get " + world.what("more"),
-               rf"\(sha256 {world.sha256('more')}\)",
-               url_of(proxy, path) + rf" is larger than the {size} bytes the signed index gives"
-               + declared)
+               rf"\(sha256 {world.sha256('more')}\)", url_of(proxy, path) + said)
     assert proxy.idle(), "the proxy is still sending"
     assert proxy.count(path) == 1, "content larger than signed is not asked for again"
     assert proxy.sent(path) < BOUND, proxy.sent(path)
@@ -673,3 +673,11 @@ def test_a_redirect_from_https_to_http_is_refused() -> None:
     _no_downgrade(answer("https://m.example/debian/x.deb", "https://other.example/x.deb"))
     _no_downgrade(answer("https://m.example/debian/x.deb", "/elsewhere/x.deb"))
     _no_downgrade(answer("http://m.example/debian/x.deb", "http://other.example/x.deb"))
+    # and every client compose makes runs it on every response
+    from composer.archive.http import Http
+
+    client = Http("compose-test")
+    try:
+        assert _no_downgrade in client.client.event_hooks["response"]
+    finally:
+        client.close()

@@ -66,7 +66,7 @@ class Cache:
     def incoming(self) -> contextlib.AbstractContextManager[atomic.NewFile]:
         """A new, unnamed file in the cache's file system; it gets a name only when
         committed, so nothing of it remains if the process dies first."""
-        return atomic.new_file(self.root / "tmp")
+        return atomic.new_file(self.root / "tmp", durable=False)  # all can be made again
 
     def commit(self, new: atomic.NewFile, sha256: str) -> Path:
         """Put a verified new file in place under its hash."""

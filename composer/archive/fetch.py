@@ -87,7 +87,7 @@ def fetch(http: Callable[[], Http], cache: Cache, mirrors: Mirrors, wanted: Iter
         urls = [f"{base}/{w.filename}" for base in mirrors.find(w.archive).for_date(w.release_date)]
         return client.download_verified(
             urls, w.size, w.sha256, cache, w.what,
-            "Debian's mirrors drop superseded versions within days: add a mirror that "
+            missing_hint="Debian's mirrors drop superseded versions within days: add a mirror that "
             "keeps them (a list, or a snapshot URL with {date}), or build from a "
             "`compose vendor` copy")
 

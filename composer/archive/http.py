@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from composer.errors import ConfigError, FetchError, TrustError
+from composer.errors import ComposeError, ConfigError, FetchError, TrustError
 
 if TYPE_CHECKING:
 
@@ -51,6 +51,11 @@ def timeout_from(env: Mapping[str, str]) -> float:
 
 class _Stalled(Exception):
     """An attempt that ran out of time or ended early: retried, then reported."""
+
+
+def _check_time(deadline: float, total: int) -> None:
+    if time.monotonic() > deadline:
+        raise _Stalled(f"too slow: {total} bytes in the time allowed (stalled?)")
 
 
 @dataclass(frozen=True)
@@ -223,10 +228,6 @@ class Http:
     def _deadline(self, expected: int) -> float:
         return time.monotonic() + self.timeout + expected / MIN_RATE
 
-    def _check_time(self, deadline: float, url: str, total: int) -> None:
-        if time.monotonic() > deadline:
-            raise _Stalled(f"too slow: {total} bytes in the time allowed (stalled?)")
-
     def get_small(self, url: str, limit: int, etag: str | None = None,
                   last_modified: str | None = None) -> Response:
         """GET a small body (at most ``limit`` bytes); 304 gives an empty body."""
@@ -255,7 +256,7 @@ class Http:
                 total = 0
                 for chunk in r.iter_raw():
                     total += len(chunk)
-                    self._check_time(deadline, url, total)
+                    _check_time(deadline, total)
                     if total > limit:
                         raise TrustError(f"{url} is larger than {limit} bytes",
                                          "refusing an oversized response; check the mirror")
@@ -266,23 +267,23 @@ class Http:
         return self._retrying(url, attempt)  # type: ignore[no-any-return]
 
     def download_verified(self, urls: list[str], size: int, sha256: str, cache: Cache,
-                          what: str, hint: str = "the mirror may be out of date or serving "
-                          "other content; try another with --mirror") -> Path:
+                          what: str, missing_hint: str | None = None) -> Path:
         """Fetch the first URL that gives exactly ``size`` bytes hashing to ``sha256``;
-        each URL is retried on faults, and the next tried when it fails or lacks the file."""
+        each URL is retried on faults, and the next tried when it fails or lacks the file.
+        ``missing_hint`` explains a file that no URL has."""
         if cache.has(sha256):
             return cache.blob_path(sha256)
-        problems: list[str] = []
+        errors: list[ComposeError] = []
         for url in urls:
             try:
                 return self._download_one(url, size, sha256, cache, what)
-            except TrustError as exc:
-                problems.append(exc.message)
-            except FetchError as exc:
-                problems.append(exc.message)
-        if not urls:
-            problems.append("no mirror URL to fetch it from")
-        trust = problems and all(" says " in p or "larger than" in p for p in problems)
+            except (TrustError, FetchError) as exc:
+                errors.append(exc)
+        problems = [e.message for e in errors] or ["no mirror URL to fetch it from"]
+        hint = "the mirror may be out of date or serving other content; try another with --mirror"
+        if missing_hint and errors and all(isinstance(e, NotFound) for e in errors):
+            hint = missing_hint
+        trust = errors and all(isinstance(e, TrustError) for e in errors)
         raise (TrustError if trust else FetchError)(
             f"cannot get {what} (sha256 {sha256}): " + "; ".join(problems), hint)
 
@@ -300,20 +301,22 @@ class Http:
                         raise NotFound(f"{url}: not found (HTTP {r.status_code})")
                     r.raise_for_status()
                     declared = r.headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) > size:
-                        raise TrustError(f"{what} from {url} is larger than the {size} bytes "
-                                         f"the signed index gives ({declared} declared)")
+                    if declared.isdigit() and int(declared) != size:
+                        # Another file, said whole: not a fault to try again.
+                        raise TrustError(f"{what} from {url} has {declared} bytes (its "
+                                         f"Content-Length), the signed index says {size}")
                     # Each piece as it arrives: a chunk size would gather the pieces
                     # of a trickle out of sight of the deadline.
                     for chunk in r.iter_raw():
                         total += len(chunk)
                         if total > size:
                             raise TrustError(f"{what} from {url} is larger than the {size} bytes the signed index gives")
-                        self._check_time(deadline, url, total)
+                        _check_time(deadline, total)
                         h.update(chunk)
                         new.file.write(chunk)
                 if total < size:
-                    # A body cut short is a fault of the connection: try again.
+                    # A body without a length that ended early: a fault of the
+                    # connection, tried again.
                     raise _Stalled(f"the body ended after {total} of {size} bytes")
                 if h.hexdigest() != sha256:
                     raise TrustError(f"{what} from {url} has sha256 {h.hexdigest()}, the signed index says {sha256}")

@@ -200,28 +200,24 @@ def packages_file(http: Http, cache: Cache, src: VerifiedSource, component: str,
             urls.append(src.dists_url(f"{component}/binary-{arch}/by-hash/SHA256/{entry.sha256}"))
         urls.append(src.dists_url(base_path + kind))
         say(f"fetching {where}{kind} ({entry.size / 1e6:.1f} MB)")
-        for _ in range(3):
+        blob = http.download_verified(urls, entry.size, entry.sha256, cache, f"{where}{kind}")
+        if not kind:
+            return _indexed(cache, entry.sha256, where)
+        limit = plain.size if plain else 1 << 31
+        try:
+            data = _decompress(blob, kind, limit)
+        except FileNotFoundError:
+            # Another compose sharing the cache decompressed it and removed it first: take
+            # what it stored, or fetch it again.
+            if plain is not None and cache.has(plain.sha256):
+                return _indexed(cache, plain.sha256, where)
             blob = http.download_verified(urls, entry.size, entry.sha256, cache, f"{where}{kind}")
-            if not kind:
-                return _indexed(cache, entry.sha256, where)
-            limit = plain.size if plain else 1 << 31
-            try:
-                data = _decompress(blob, kind, limit)
-                break
-            except FileNotFoundError:
-                # Another compose sharing the cache decompressed it and removed it first.
-                if plain is not None and cache.has(plain.sha256):
-                    return _indexed(cache, plain.sha256, where)
-        else:
-            raise FetchError(f"{where}{kind} keeps vanishing from the cache at {cache.root}",
-                             "check what else removes files there")
-        if plain is not None:
-            if len(data) != plain.size or hashlib.sha256(data).hexdigest() != plain.sha256:
-                raise TrustError(f"{where}{kind} decompresses to content that is not the signed Packages",
-                                 "the mirror serves a corrupt index; try another mirror")
-            digest = cache.put_bytes(data)
-        else:
-            digest = cache.put_bytes(data)
+            data = _decompress(blob, kind, limit)
+        if plain is not None and (len(data) != plain.size
+                                  or hashlib.sha256(data).hexdigest() != plain.sha256):
+            raise TrustError(f"{where}{kind} decompresses to content that is not the signed Packages",
+                             "the mirror serves a corrupt index; try another mirror")
+        digest = cache.put_bytes(data)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(blob)
         return _indexed(cache, digest, where)
