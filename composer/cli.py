@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="mirror for an archive name (repeatable; tried in order)")
         b.add_argument("--vendored", type=Path, metavar="DIR",
                        help="take every .deb from DIR, written by `compose vendor`, and "
-                            "from nowhere else")
+                            "from nowhere else (implies --locked)")
         b.add_argument("-j", "--jobs", type=int, help="parallel work (default: CPUs, 2 to 8)")
         b.add_argument("--json", action="store_true", help="machine-readable result on stdout")
         b.add_argument("-q", "--quiet", action="store_true", help="no progress")
@@ -386,7 +386,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     for prof in profiles:
         lock_path = args.lock or pipeline.default_lock_path(prof.path, prof.name)
         lk = None  # with --locked, build checks the lock itself
-        if not args.locked:
+        # A vendored copy is the lock's .debs: locking again would need the mirrors.
+        if not args.locked and opts.vendored is None:
             try:
                 lk = pipeline.check(prof, lock_path)
             except ComposeError as exc:

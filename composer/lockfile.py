@@ -20,7 +20,6 @@ where the lock was made.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from composer.model import (
     ReleaseRecord,
     Resolution,
 )
-from composer.tomllines import TomlLines
+from composer.tomllines import TomlLines, decode_error
 
 SCHEMA_VERSION = 1
 HEADER = (
@@ -194,10 +193,7 @@ def loads(text: str, path: Path) -> Lock:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        at = f"{path}:{m.group(1)}" if m else str(path)
-        raise LockError(f"{at}: not valid TOML: {re.sub(r' [(]at line.*', '', str(exc))}",
-                        _AGAIN) from exc
+        raise LockError(decode_error(exc, path), _AGAIN) from exc
     r = _Reader(text, path)
     ver = data.get("version")
     if not isinstance(ver, int) or isinstance(ver, bool):

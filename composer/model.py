@@ -14,6 +14,18 @@ PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 """A Debian package name (Policy 5.6.1): what may become a path in a cache or an image."""
 ARCHIVE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 """An archive name: the last path part of its mirrors' URLs, and a folder of a vendored copy."""
+WANTED = re.compile(r"(\S+?)\s*(?:\(\s*(<<|<=|=|>=|>>)\s*([^\s()]+)\s*\))?")
+"""A profile's ``include`` item: a package name, optionally with one version constraint."""
+
+
+def wanted(item: str) -> Relation:
+    """An ``include`` item (checked by the profile) as a relation."""
+    m = WANTED.fullmatch(item)
+    if m is None:
+        raise ValueError(f"not an include item: {item!r}")
+    return Relation(m.group(1), m.group(2), m.group(3))
+
+
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 """A sha256 as lower-case hex, as Release, Packages and locks write it."""
 

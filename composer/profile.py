@@ -17,8 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from composer.errors import ProfileError
-from composer.model import ARCHIVE_NAME, PACKAGE_NAME, ImageSpec, Profile, SourceSpec, UserSpec
-from composer.tomllines import TomlLines
+from composer.model import (
+    ARCHIVE_NAME,
+    PACKAGE_NAME,
+    WANTED,
+    ImageSpec,
+    Profile,
+    SourceSpec,
+    UserSpec,
+    wanted,
+)
+from composer.tomllines import TomlLines, decode_error
 
 ARCHITECTURES = (
     "amd64", "arm64", "armel", "armhf", "i386", "loong64", "mips64el", "ppc64el",
@@ -31,9 +40,8 @@ _PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _TOP_KEYS = ("name", "description", "architectures", "source", "packages", "python", "image",
              "user", "group", "strip", "policy", "busybox")
 _SOURCE_KEYS = ("archive", "suite", "components", "keyring")
-_WANTED = re.compile(r"(\S+?)\s*(?:\(\s*(<<|<=|=|>=|>>)\s*([^\s()]+)\s*\))?")
-"""An ``include`` item: a package name, optionally with one version constraint."""
-_VERSION = re.compile(r"([0-9]+:)?[0-9][A-Za-z0-9.+~-]*(?<!-)")
+_VERSION = re.compile(r"(?:[0-9]+:[0-9][A-Za-z0-9.+~:-]*|[0-9][A-Za-z0-9.+~-]*)(?<!-)")
+"""A Debian version's shape (Policy 5.6.12): a colon in it only after an epoch."""
 _PACKAGES_KEYS = ("include", "exclude", "prefer", "recommends", "only")
 _PYTHON_KEYS = ("version", "compile", "trim")
 _IMAGE_KEYS = ("tag", "tags", "entrypoint", "cmd", "env", "user", "workdir", "labels", "compression", "setuid",
@@ -138,11 +146,7 @@ def _toml(text: str, path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        msg = str(exc)
-        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
-        at = f"{path}:{m.group(1)}" if m else str(path)
-        raise ProfileError(f"{at}: not valid TOML: {re.sub(r' [(]at line.*', '', msg)}",
-                           "see https://toml.io for the syntax") from exc
+        raise ProfileError(decode_error(exc, path), "see https://toml.io for the syntax") from exc
 
 
 MAX_EXTENDS = 8
@@ -276,7 +280,7 @@ def parse(text: str, path: Path) -> Profile:
                           "package names are lower-case letters, digits and + - .")
 
     def wanted_ok(item: str, where: tuple[str | int, ...]) -> None:
-        m = _WANTED.fullmatch(item)
+        m = WANTED.fullmatch(item)
         if m is None:
             raise ck.fail(where, f"{item!r} is not a package name or 'name (op version)'",
                           'write "libssl3t64" or "libssl3t64 (>= 3.5.1)", with << <= = >= >>')
@@ -289,7 +293,7 @@ def parse(text: str, path: Path) -> Profile:
     if "include" not in pk:
         raise ck.fail(("packages",), "no 'include' list", "name the packages the image needs")
     include = ck.strings(pk["include"], ("packages", "include"), wanted_ok)
-    names = [i.split("(")[0].strip() for i in include]
+    names = [wanted(i).name for i in include]
     for i, n in enumerate(names):
         if n in names[:i]:
             raise ck.fail(("packages", "include"), f"{n} is listed twice", "keep one of them")

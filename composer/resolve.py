@@ -34,11 +34,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from composer.debian import relation, version
+from composer.debian import version
 from composer.debian.packages import Index
 from composer.debian.relation import OrGroup, Relation, format_group
 from composer.errors import ResolveError
-from composer.model import Edge, PackageRecord, Resolution
+from composer.model import Edge, PackageRecord, Resolution, wanted
 
 ROOT = "<request>"
 # apt's Priority enum; a missing Priority is 0 and, like apt, ranks first.
@@ -375,18 +375,17 @@ class Solver:
             "check the profile's suites",
         )
 
-    def _root(self, wanted: str) -> PackageRecord:
+    def _root(self, item: str) -> PackageRecord:
         """The package a profile's ``include`` item names: ``name`` or ``name (op v)``,
         where the constraint is a floor (or pin) the candidate must meet, never a reason
         to pick another version than apt would."""
-        (group,) = relation.parse(wanted, where=f"include {wanted!r}")
-        (rel,) = group
+        rel = wanted(item)
         name = rel.name
         cand = self.index.candidate(name)
         if cand is not None and rel.op is not None and not matches_real(cand, rel, self.arch):
             others = [r.version for r in self.index.versions(name)[1:]]
             raise ResolveError(
-                f"{wanted} cannot be met for {self.arch}: the candidate is {cand.name} "
+                f"{item} cannot be met for {self.arch}: the candidate is {cand.name} "
                 f"{cand.version}" + (f" (other versions in the sources: {', '.join(others)})"
                                      if others else ""),
                 f"loosen the constraint in [packages] include, or add the suite that carries "
@@ -394,7 +393,7 @@ class Solver:
         if cand is not None:
             return cand
         if rel.op is not None:
-            raise ResolveError(f"{wanted}: {name} is not a real package for {self.arch}",
+            raise ResolveError(f"{item}: {name} is not a real package for {self.arch}",
                                "a version constraint applies to a real package; name one")
         providers = self._providers(name)
         if name in self.prefer:
@@ -422,7 +421,7 @@ class Solver:
         recs = []
         for item in roots:
             rec = self._root(item)
-            name = item.split("(")[0].strip()
+            name = wanted(item).name
             st.selected[rec.name] = rec
             st.roots.add(rec.name)
             st.edges[(ROOT, rec.name)] = {"relation": item, "kind": "request",
@@ -438,8 +437,8 @@ class Solver:
         self._sweep(st)
         self._check_conflicts(st)
         for via, (provider, _) in list(st.choices.items()):
-            wanted = sorted({u for (u, v), d in st.edges.items() if v == provider and d["via"] == via})
-            st.choices[via] = (provider, wanted)
+            users = sorted({u for (u, v), d in st.edges.items() if v == provider and d["via"] == via})
+            st.choices[via] = (provider, users)
         for name in st.excluded:
             st.excluded[name] = sorted(u for (u, v) in st.edges if v == name)
         edges = tuple(sorted(

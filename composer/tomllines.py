@@ -4,6 +4,7 @@ error about a value should name its line."""
 from __future__ import annotations
 
 import re
+import tomllib
 
 
 class TomlLines:
@@ -56,3 +57,11 @@ class TomlLines:
         if best is None and len(path) > 1:
             return self.line(path[:-1])
         return best
+
+
+def decode_error(exc: tomllib.TOMLDecodeError, path: object) -> str:
+    """``PATH:LINE: not valid TOML: …`` from tomllib's message."""
+    msg = str(exc)
+    m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+    at = f"{path}:{m.group(1)}" if m else str(path)
+    return f"{at}: not valid TOML: {re.sub(r' [(]at line.*', '', msg)}"

@@ -4,6 +4,7 @@ its sidecar, Release files and the strict clearsigned-message reader."""
 from __future__ import annotations
 
 import marshal
+import struct
 
 import pytest
 
@@ -162,7 +163,7 @@ def test_packages_file_without_a_final_line_end() -> None:
     marshal.dumps((1, 1, 2, 3, 4, 5, 6)),  # marshalled numbers where names belong
     bytes(48),  # six empty parts: keys and offsets that do not agree
     b"\xff" * 48 + b"x",  # lengths far past the end
-    b"\x01" + bytes(47) + b"x",  # a part that is no whole number of offsets
+    struct.pack("<6Q", 0, 1, 0, 0, 0, 0) + b"x",  # starts that are no whole number of offsets
 ], ids=["empty", "marshal-huge-tuple", "marshal-numbers", "empty-parts", "past-the-end",
         "odd-part"])
 def test_packages_file_damaged_sidecar_is_ignored(sidecar: bytes) -> None:

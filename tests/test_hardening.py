@@ -159,3 +159,18 @@ def test_a_lock_that_is_not_toml_names_the_line(tmp_path: Path) -> None:
     line = text[:text.index("unterminated")].count("\n") + 1
     with pytest.raises(LockError, match=rf"x\.lock\.toml:{line}: not valid TOML"):
         lockfile.loads(text, tmp_path / "x.lock.toml")
+
+
+def test_special_bits_leave_directories_and_follow_the_file_for_hard_links() -> None:
+    """setuid and setgid go from files the profile does not name; a directory keeps its
+    setgid bit (it only passes its group on); a hard link has its file's mode."""
+    tree = assemble.merged_usr("amd64", 0)
+    for e in (Entry("usr/bin/su", FILE, 0o4755, data=b"x"),
+              Entry("usr/bin/ping", FILE, 0o4755, data=b"y"),
+              Entry("usr/bin/su-again", HARDLINK, 0o4755, target="usr/bin/su"),
+              Entry("var", DIR, 0o755), Entry("var/local", DIR, 0o2775)):
+        tree.put(e)
+    assert assemble.drop_special_bits(tree, ["usr/bin/ping"]) == ["usr/bin/su"]
+    modes = {p: e.mode for p, e in tree.entries.items()}
+    assert modes["usr/bin/su"] == 0o755 and modes["usr/bin/ping"] == 0o4755
+    assert modes["var/local"] == 0o2775

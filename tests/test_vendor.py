@@ -123,6 +123,19 @@ def test_a_vendored_deb_that_does_not_verify_stops_the_build(project: Project,
     assert rc == 0 and ", 1 copied;" in err, err
 
 
+def test_a_vendored_build_takes_the_lock_as_it_is(project: Project, tmp_path: Path) -> None:
+    """Without --locked, build would lock a missing lock first, from the mirrors;
+    --vendored means the lock's .debs and nothing else, so it refuses instead."""
+    (tmp_path / "vendor").mkdir()
+    missing = tmp_path / "none.lock.toml"
+    rc, _, err = project.run(project.env(tmp_path), "build", "profiles/img.toml",
+                             "--lock", missing, "--vendored", tmp_path / "vendor",
+                             f"--mirror=debian={project.url}")
+    assert rc == 1, err
+    assert "missing: profile img has never been locked" in err
+    assert not missing.exists()
+
+
 def test_vendored_directory_must_exist(project: Project, tmp_path: Path) -> None:
     rc, _, err = project.run(project.env(tmp_path), "build", "--locked", "profiles/img.toml",
                              "--vendored", tmp_path / "nowhere")

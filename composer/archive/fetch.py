@@ -42,21 +42,28 @@ class Progress:
     done_bytes: int = 0
 
 
+def file_matches(path: Path, size: int, sha256: str) -> bool:
+    """Whether ``path`` (not a symlink) holds exactly ``size`` bytes hashing to ``sha256``."""
+    h = hashlib.sha256()
+    total = 0
+    try:
+        with open(path, "rb") as f:
+            if path.is_symlink():
+                return False
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+                total += len(chunk)
+    except OSError:
+        return False
+    return total == size and h.hexdigest() == sha256
+
+
 def _intact(cache: Cache, w: Wanted) -> bool:
     """Whether the cached file still has the lock's size and sha256 (a cache on a
     shared or failing disk can change under us); a file that does not is removed, to be
     downloaded again."""
     path = cache.blob_path(w.sha256)
-    h = hashlib.sha256()
-    size = 0
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-                size += len(chunk)
-    except FileNotFoundError:
-        return False
-    if size == w.size and h.hexdigest() == w.sha256:
+    if file_matches(path, w.size, w.sha256):
         return True
     with contextlib.suppress(FileNotFoundError):
         path.unlink()

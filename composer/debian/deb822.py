@@ -72,7 +72,6 @@ def parse_one(text: str, where: str = "control data") -> dict[str, str]:
     return paragraphs[0]
 
 
-_PACKAGE = re.compile(rb"\nPackage: ([^\n]+)")
 _PROVIDES_OR_PACKAGE = re.compile(rb"\n(Package|Provides): ([^\n]+)")
 _FIRST_PACKAGE = re.compile(rb"Package: ([^\n]+)")
 _FIELD_RANK = {b"Package": 0, b"Pre-Depends": 1, b"Depends": 2, b"Conflicts": 3, b"Breaks": 4,

@@ -233,11 +233,12 @@ def drop_special_bits(tree: Tree, allowed: Iterable[str] = ()) -> list[str]:
     """Clear the setuid and setgid bits of every file not matched by ``allowed``: a
     package must not make a program in the image run with its owner's rights unless the
     profile says so for that path. (A directory's setgid bit only passes its group on to
-    new files, and stays.) Returns the paths changed, sorted."""
+    new files, and stays; a hard link has the mode of its file.) Returns the paths
+    changed, sorted."""
     keep = _any(allowed)
     changed = []
     for path, e in tree.entries.items():
-        if e.kind in (FILE, HARDLINK) and e.mode & SPECIAL_BITS and not (keep and keep.match(path)):
+        if e.kind == FILE and e.mode & SPECIAL_BITS and not (keep and keep.match(path)):
             tree.entries[path] = replace(e, mode=e.mode & ~SPECIAL_BITS)
             changed.append(path)
     return sorted(changed)

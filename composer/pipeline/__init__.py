@@ -28,8 +28,6 @@ class Options:
     mirrors: tuple[str, ...] = ()
     allow_expired: bool = False
     allow_rollback: bool = False
-    vendored: Path | None = None
-    """A ``compose vendor`` directory: the only mirror of every archive."""
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     say: Callable[[str], None] = lambda msg: _say(msg)
 

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +47,8 @@ class BuildOptions(Options):
     arch: str | None = None
     """docker-archive holds one architecture: this one (default: the host's, if the
     profile has it, else the profile's first)."""
+    vendored: Path | None = None
+    """A ``compose vendor`` directory: the only mirror of every archive."""
     workers: int = field(default_factory=lambda: max(2, min(8, os.cpu_count() or 2)))
     memo: bool = True
     """Reuse the layer of an earlier build of the same inputs without unpacking again
@@ -289,12 +290,8 @@ def wanted_debs(lk: Lock, pkgs: list[LockedPackage]) -> list[Any]:
     """What to fetch for ``pkgs``, each with the Date of the Release it was locked from."""
     from composer.archive.fetch import Wanted
 
-    dates: dict[tuple[str, str], datetime | None] = {}
-    for s in lk.sources:
-        try:
-            dates[(s.archive, s.suite)] = parse_date(s.date, "Date")
-        except ComposeError:
-            dates[(s.archive, s.suite)] = None
+    # A Date that does not parse is a damaged lock: parse_date says so.
+    dates = {(s.archive, s.suite): parse_date(s.date, "Date") for s in lk.sources}
     return [Wanted(p.archive, p.filename, p.size, p.sha256,
                    f"{p.name} {p.version} {p.architecture}", dates.get((p.archive, p.suite)))
             for p in pkgs]
@@ -494,21 +491,19 @@ def vendor(prof: Profile, lock_path: Path, directory: Path, opts: BuildOptions) 
     use alone (``--vendored``), with no network. A copy already there is kept when it
     verifies, replaced otherwise; each appears whole or not at all."""
     from composer import atomic
+    from composer.archive.fetch import file_matches
 
     directory = directory.absolute()
     if directory.exists() and not directory.is_dir():
         raise ComposeError(f"{directory} exists and is not a directory",
                            "give the directory to copy the .debs into")
-    if opts.vendored is not None and opts.vendored.absolute() == directory:
-        raise ComposeError("--vendored names the directory being written",
-                           "vendor from mirrors, or into another directory")
-    prep = prepare(prof, lock_path, dataclasses.replace(opts, format="oci"))
+    prep = prepare(prof, lock_path, opts)
     pkgs = {(p.archive, p.filename): p for a in prep.archs for p in prep.lock.for_arch(a)}
     copied = size = 0
     for (archive, filename), p in sorted(pkgs.items()):
         dest = directory / archive / filename
         size += p.size
-        if _verifies(dest, p.size, p.sha256):
+        if file_matches(dest, p.size, p.sha256):
             continue
         src = prep.paths[p.sha256]
         try:
@@ -522,17 +517,3 @@ def vendor(prof: Profile, lock_path: Path, directory: Path, opts: BuildOptions) 
                                "check the directory and its free space") from None
         copied += 1
     return Vendored(directory, len(pkgs), copied, size)
-
-
-def _verifies(path: Path, size: int, sha256: str) -> bool:
-    """Whether ``path`` holds exactly the wanted bytes."""
-    try:
-        if path.is_symlink() or path.stat().st_size != size:
-            return False
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-    except OSError:
-        return False
-    return h.hexdigest() == sha256
