@@ -62,6 +62,9 @@ class SourceSpec:
     keyring_as_written: str = field(default="", compare=False)
     """What the profile wrote (a name, or a path relative to the profile): what the
     fingerprint records, so that a lock does not depend on where the project lives."""
+    binaries: bool = True
+    """False: only the suite's Sources index is read (a CPython source comes from it);
+    no binary package is taken from it."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,22 @@ class ImageSpec:
 
 
 @dataclass(frozen=True)
+class PythonBuild:
+    """``[python] build = "source"``: CPython compiled from the upstream tarball that the
+    Sources index of ``source_suite`` lists, in a sealed build root."""
+
+    source_suite: str
+    readline: bool = True
+    """False: built without GNU readline and gdbm (both GPL-3)."""
+    pgo: bool = False
+    lto: bool = False
+
+    def inputs(self) -> dict[str, Any]:
+        return {"build": "source", "source-suite": self.source_suite,
+                "readline": self.readline, "pgo": self.pgo, "lto": self.lto}
+
+
+@dataclass(frozen=True)
 class UserSpec:
     name: str
     uid: int
@@ -105,6 +124,8 @@ class Profile:
     prefer: tuple[tuple[str, str], ...] = ()
     recommends: bool = False
     python_version: str | None = None
+    python_build: PythonBuild | None = None
+    """None: Debian's own python3.X packages (``build = "debian"``)."""
     only: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """(package, globs): of that package, only the paths matching the globs ship."""
     image: ImageSpec = field(default_factory=ImageSpec)
@@ -131,6 +152,7 @@ class Profile:
             "sources": [
                 {"archive": s.archive, "suite": s.suite, "components": list(s.components),
                  "keyring": s.keyring_as_written or s.keyring}
+                | ({} if s.binaries else {"binaries": False})
                 for s in self.sources
             ],
             "include": list(self.include),
@@ -138,7 +160,7 @@ class Profile:
             "prefer": dict(sorted(self.prefer)),
             "recommends": self.recommends,
             "python": self.python_version,
-        } | ({"policy": {"deny": list(self.policy_deny),
+        } | ({"python-build": self.python_build.inputs()} if self.python_build else {}) | ({"policy": {"deny": list(self.policy_deny),
                          "allow": [list(a) for a in self.policy_allow]}}
              if self.policy_deny or self.policy_allow else {})
 

@@ -23,6 +23,7 @@ from composer.model import (
     WANTED,
     ImageSpec,
     Profile,
+    PythonBuild,
     SourceSpec,
     UserSpec,
     wanted,
@@ -39,11 +40,16 @@ _PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 # Keys later stages read; this stage checks only that they are tables where expected.
 _TOP_KEYS = ("name", "description", "architectures", "source", "packages", "python", "image",
              "user", "group", "strip", "policy", "busybox")
-_SOURCE_KEYS = ("archive", "suite", "components", "keyring")
+_SOURCE_KEYS = ("archive", "suite", "components", "keyring", "binaries")
 _VERSION = re.compile(r"(?:[0-9]+:[0-9][A-Za-z0-9.+~:-]*|[0-9][A-Za-z0-9.+~-]*)(?<!-)")
 """A Debian version's shape (Policy 5.6.12): a colon in it only after an epoch."""
 _PACKAGES_KEYS = ("include", "exclude", "prefer", "recommends", "only")
-_PYTHON_KEYS = ("version", "compile", "trim")
+_PYTHON_KEYS = ("version", "compile", "trim", "build", "source-suite", "readline", "pgo", "lto")
+_SOURCE_BUILD_KEYS = ("source-suite", "readline", "pgo", "lto")
+DEBIAN_PYTHON = re.compile(r"(lib)?python3(\.[0-9]+)?(-minimal|-stdlib|-venv|-full|-nopie)?")
+"""Debian's own CPython packages: what a source build replaces."""
+GPL3_LINE_EDITING = re.compile(r"libreadline[0-9].*|readline-common|libgdbm.*")
+"""GNU readline and gdbm (GPL-3): what ``readline = false`` keeps out of the image."""
 _IMAGE_KEYS = ("tag", "tags", "entrypoint", "cmd", "env", "user", "workdir", "labels", "compression", "setuid",
                "sbom")
 _USER_KEYS = ("name", "uid", "gid", "home", "shell")
@@ -261,12 +267,16 @@ def parse(text: str, path: Path) -> Profile:
                               "a relative path is read from the profile's folder; or name a "
                               "shipped keyring: " + ", ".join(SHIPPED_KEYRINGS))
             keyring = str(kpath)
-        spec = SourceSpec(archive, suite, components, keyring, written)
+        binaries = ck.typed(src.get("binaries", True), bool, (*where, "binaries"), "true or false")
+        spec = SourceSpec(archive, suite, components, keyring, written, binaries)
         if spec in sources:
             raise ck.fail(where, f"source {archive} {suite} is listed twice", "remove the duplicate")
         sources.append(spec)
     if not sources:
         raise ck.fail(("source",), "no [[source]] tables")
+    if not any(s.binaries for s in sources):
+        raise ck.fail(("source",), "every [[source]] has binaries = false: no package can be found",
+                      "keep binaries = false only on a suite read for its sources")
 
     pk = data.get("packages")
     if pk is None:
@@ -333,6 +343,7 @@ def parse(text: str, path: Path) -> Profile:
                 raise ck.fail(("python", "version"), f"{python_version!r} is not a Python version",
                               'write it as "3.13"')
 
+    python_build = _python_build(ck, py or {}, python_version, sources, include, names)
     py_compile = ck.typed((py or {}).get("compile", True), bool, ("python", "compile"), "true or false")
     py_trim = ck.typed((py or {}).get("trim", True), bool, ("python", "trim"), "true or false")
     image = _image(ck, data.get("image", {}))
@@ -359,11 +370,59 @@ def parse(text: str, path: Path) -> Profile:
         path=path, name=name, architectures=architectures, sources=tuple(sources),
         include=include, exclude=exclude, prefer=tuple(sorted(prefer)), recommends=recommends,
         only=tuple(only),
-        python_version=python_version, image=image, users=users, groups=groups,
+        python_version=python_version, python_build=python_build, image=image, users=users, groups=groups,
         strip=strip_paths, keep=keep, strip_defaults=strip_defaults,
         python_compile=py_compile, python_trim=py_trim, policy_deny=deny,
         policy_allow=allow, busybox_applets=applets, extra=data,
     )
+
+
+def _python_build(ck: _Checker, py: dict[str, Any], version: str | None,
+                  sources: list[SourceSpec], include: tuple[str, ...], names: list[str]
+                  ) -> PythonBuild | None:
+    build = ck.typed(py.get("build", "debian"), str, ("python", "build"), '"debian" or "source"')
+    if build not in ("debian", "source"):
+        raise ck.fail(("python", "build"), f"unknown build {build!r}",
+                      '"debian": the suite\'s python3.X packages; "source": CPython '
+                      "compiled from its upstream source")
+    if build == "debian":
+        for key in _SOURCE_BUILD_KEYS:
+            if key in py:
+                raise ck.fail(("python", key), 'only for build = "source"',
+                              f'add build = "source", or remove {key}')
+        return None
+    if version is None:
+        raise ck.fail(("python", "build"), "a source build needs the Python version",
+                      'add version = "3.14" to [python]')
+    if "source-suite" not in py:
+        raise ck.fail(("python",), 'build = "source" needs source-suite',
+                      'name the [[source]] suite whose Sources index has the python'
+                      f'{version} source package, like source-suite = "forky"')
+    suite = ck.typed(py["source-suite"], str, ("python", "source-suite"), "a suite name")
+    suites = [s.suite for s in sources]
+    if suite not in suites:
+        close = difflib.get_close_matches(suite, suites, n=1)
+        raise ck.fail(("python", "source-suite"), f"no [[source]] has suite {suite!r}",
+                      (f"did you mean '{close[0]}'? " if close else "")
+                      + f'add [[source]] with suite = "{suite}" (and binaries = false to take '
+                      "only sources from it)")
+    flags = {k: ck.typed(py.get(k, k == "readline"), bool, ("python", k), "true or false")
+             for k in ("readline", "pgo", "lto")}
+    debian = [n for n in names if DEBIAN_PYTHON.fullmatch(n)]
+    if debian:
+        raise ck.fail(("packages", "include"),
+                      f"{', '.join(debian)}: Debian's CPython, which a source build replaces",
+                      "remove them: in a profile that extends another, write [packages] "
+                      "include = { remove = [" + ", ".join(f'"{i}"' for i in include
+                                                          if wanted(i).name in debian) + "] }")
+    if not flags["readline"]:
+        gpl = [n for n in names if GPL3_LINE_EDITING.fullmatch(n)]
+        if gpl:
+            raise ck.fail(("packages", "include"),
+                          f"{', '.join(gpl)} is GPL-3 line editing, which readline = false keeps out",
+                          "remove it from include (include = { remove = [...] } in a profile "
+                          "that extends another), or set readline = true")
+    return PythonBuild(suite, flags["readline"], flags["pgo"], flags["lto"])
 
 
 def _image(ck: _Checker, raw: Any) -> ImageSpec:

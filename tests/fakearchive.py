@@ -9,9 +9,15 @@ Tests describe exactly the archive they need in a few lines::
     with arch.serve() as url:          # "http://127.0.0.1:PORT/debian"
         ...
 
+Source packages go in with :meth:`FakeArchive.add_source`::
+
+    arch.add_source("trixie", "foo", "1.2-3",
+                    {"foo_1.2-3.dsc": b"...", "foo_1.2.orig.tar.xz": b"..."})
+
 Everything is produced by an implementation independent of ``composer``: real
-``ar``/``tar`` ``.deb`` files, ``Packages`` indices, a ``Release`` file signed
-with real ``gpg`` (``InRelease`` and ``Release.gpg``) and ``by-hash`` copies.
+``ar``/``tar`` ``.deb`` files, ``Packages`` and ``Sources`` indices, a
+``Release`` file signed with real ``gpg`` (``InRelease`` and ``Release.gpg``)
+and ``by-hash`` copies.
 After :meth:`FakeArchive.publish`, tests may tamper with any file through
 :meth:`FakeArchive.path`, and :meth:`FakeArchive.serve` can record requests and
 make chosen paths misbehave.
@@ -60,6 +66,7 @@ __all__ = [
     "PackageRecord",
     "Response",
     "ServedURLs",
+    "SourceRecord",
     "compare_versions",
 ]
 
@@ -77,23 +84,31 @@ DEFAULT_MAINTAINER = "Compose Tests <compose-tests@example.invalid>"
 Compression = Literal["xz", "zst", "gz", "bz2", "none"]
 """Compression of a ``.deb`` member or of an index file; ``none`` means plain."""
 
-_COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
-    "xz": lambda data: lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64),
-    "zst": lambda data: zstandard.ZstdCompressor(level=3).compress(data),
-    "gz": lambda data: gzip.compress(data, compresslevel=9, mtime=0),
-    "bz2": lambda data: bz2.compress(data, 9),
-    "none": lambda data: data,
+
+def _or(level: int | None, default: int) -> int:
+    return default if level is None else level
+
+
+_COMPRESSORS: dict[str, Callable[[bytes, int | None], bytes]] = {
+    "xz": lambda data, level: lzma.compress(
+        data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=level
+    ),
+    "zst": lambda data, level: zstandard.ZstdCompressor(level=_or(level, 3)).compress(data),
+    "gz": lambda data, level: gzip.compress(data, compresslevel=_or(level, 9), mtime=0),
+    "bz2": lambda data, level: bz2.compress(data, _or(level, 9)),
+    "none": lambda data, level: data,
 }
 
 _MAINTAINER_SCRIPTS = frozenset({"preinst", "postinst", "prerm", "postrm", "config"})
 
 
-def _compress(data: bytes, compression: str) -> bytes:
+def _compress(data: bytes, compression: str, level: int | None = None) -> bytes:
+    """*data* compressed at *level* (default: xz 6, zstd 3, gzip 9, bzip2 9)."""
     try:
         compressor = _COMPRESSORS[compression]
     except KeyError:
         raise ValueError(f"unknown compression {compression!r}") from None
-    return compressor(data)
+    return compressor(data, level)
 
 
 def _suffix(compression: str) -> str:
@@ -532,8 +547,23 @@ def _pool_prefix(source: str) -> str:
 # The archive
 
 
+class _Stanza:
+    """An index stanza kept as ``stanza_fields``, in order."""
+
+    stanza_fields: tuple[tuple[str, str], ...]
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return dict(self.stanza_fields)
+
+    @property
+    def stanza(self) -> str:
+        """The stanza as written to the index (without the separating blank line)."""
+        return _render(self.fields)
+
+
 @dataclass(frozen=True)
-class PackageRecord:
+class PackageRecord(_Stanza):
     """A package added to a suite of a :class:`FakeArchive`, as its Packages stanza shows it."""
 
     suite: str
@@ -557,14 +587,21 @@ class PackageRecord:
     def arch(self) -> str:
         return self.architecture
 
-    @property
-    def fields(self) -> dict[str, str]:
-        return dict(self.stanza_fields)
 
-    @property
-    def stanza(self) -> str:
-        """The stanza as written to Packages (without the separating blank line)."""
-        return _render(self.fields)
+@dataclass(frozen=True)
+class SourceRecord(_Stanza):
+    """A source package added to a suite of a :class:`FakeArchive`, as its Sources stanza shows it."""
+
+    suite: str
+    component: str
+    name: str
+    version: str
+    directory: str
+    """Pool directory relative to the archive, e.g. ``pool/main/h/hello``."""
+    paths: tuple[Path, ...]
+    """The source package's files on disk, in the order given."""
+    stanza_fields: tuple[tuple[str, str], ...]
+    """Fields of the Sources stanza, in order."""
 
 
 Response = tuple[int, bytes] | tuple[int, bytes, Mapping[str, str]]
@@ -594,6 +631,7 @@ class FakeArchive:
         self.directory = self.root / name
         self.directory.mkdir(parents=True, exist_ok=True)
         self._packages: list[PackageRecord] = []
+        self._sources: list[SourceRecord] = []
 
     def path(self, relative: str) -> Path:
         """The on-disk path of *relative* (e.g. ``"dists/trixie/InRelease"``) in the archive."""
@@ -602,6 +640,10 @@ class FakeArchive:
     def packages(self, suite: str | None = None) -> list[PackageRecord]:
         """Packages added so far (in *suite* only, if given)."""
         return [p for p in self._packages if suite is None or p.suite == suite]
+
+    def sources(self, suite: str | None = None) -> list[SourceRecord]:
+        """Source packages added so far (in *suite* only, if given)."""
+        return [s for s in self._sources if suite is None or s.suite == suite]
 
     def add(
         self,
@@ -634,6 +676,7 @@ class FakeArchive:
         index_fields: Mapping[str, str | None] | None = None,
         data_compression: Compression = "xz",
         control_compression: Compression = "xz",
+        compression_level: int | None = None,
     ) -> PackageRecord:
         """Build a ``.deb`` into the pool and list it in *suite*/*component*.
 
@@ -645,6 +688,9 @@ class FakeArchive:
         ``control.tar``. *extra* adds or replaces fields in both the control
         file and the Packages stanza; *index_fields* changes only the stanza
         (e.g. a wrong ``SHA256``). A ``None`` value removes a field.
+
+        *compression_level* (e.g. 1, for speed) applies to both members;
+        by default xz uses 6, zstd 3, gzip and bzip2 9.
 
         The same package, version and architecture may be added to several
         suites as long as its ``.deb`` comes out identical.
@@ -696,11 +742,11 @@ class FakeArchive:
                 ("debian-binary", b"2.0\n"),
                 (
                     f"control.tar{_suffix(control_compression)}",
-                    _compress(control_tar, control_compression),
+                    _compress(control_tar, control_compression, compression_level),
                 ),
                 (
                     f"data.tar{_suffix(data_compression)}",
-                    _compress(payload.data_tar, data_compression),
+                    _compress(payload.data_tar, data_compression, compression_level),
                 ),
             ]
         )
@@ -737,6 +783,76 @@ class FakeArchive:
             stanza_fields=tuple(stanza.items()),
         )
         self._packages.append(record)
+        return record
+
+    def add_source(
+        self,
+        suite: str,
+        name: str,
+        version: str,
+        files: Mapping[str, bytes],
+        *,
+        component: str = "main",
+        extra: Mapping[str, str | None] | None = None,
+        directory: str | None = None,
+    ) -> SourceRecord:
+        """Write a source package's *files* into the pool and list it in *suite*/*component*.
+
+        *files* maps file names (``foo_1.2-3.dsc``, ``foo_1.2.orig.tar.xz``) to
+        contents; they go to *directory* (default ``pool/<component>/<prefix>/<name>``)
+        and are listed in the given order under ``Files`` and ``Checksums-Sha256``.
+        *extra* adds or replaces fields of the Sources stanza (e.g. a wrong
+        ``Checksums-Sha256``); a ``None`` value removes a field.
+        """
+        if any(
+            (s.suite, s.component, s.name, s.version) == (suite, component, name, version)
+            for s in self._sources
+        ):
+            raise ValueError(f"source {name} {version} already in {suite}/{component}")
+        if not files:
+            raise ValueError(f"source {name} {version} has no files")
+        if bad := [f for f in files if "/" in _clean_member_path(f)]:
+            raise ValueError(f"source file names must not hold directories: {bad}")
+        pool_dir = _clean_member_path(directory or f"pool/{component}/{_pool_prefix(name)}/{name}")
+        paths = []
+        for file_name, data in files.items():
+            path = self.path(f"{pool_dir}/{file_name}")
+            if path.exists() and path.read_bytes() != data:
+                raise ValueError(f"{pool_dir}/{file_name} already exists with different content")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            paths.append(path)
+
+        def checksums(algorithm: Callable[[bytes], Any]) -> str:
+            return "".join(
+                f"\n {algorithm(data).hexdigest()} {len(data)} {file_name}"
+                for file_name, data in files.items()
+            )
+
+        stanza = {
+            "Package": name,
+            "Binary": name,
+            "Version": version,
+            "Maintainer": DEFAULT_MAINTAINER,
+            "Architecture": "any",
+            "Format": "3.0 (quilt)",
+            "Files": checksums(hashlib.md5),
+            "Checksums-Sha256": checksums(hashlib.sha256),
+            "Directory": pool_dir,
+            "Priority": "source",
+            "Section": "misc",
+        }
+        _update_fields(stanza, extra or {})
+        record = SourceRecord(
+            suite=suite,
+            component=component,
+            name=name,
+            version=version,
+            directory=pool_dir,
+            paths=tuple(paths),
+            stanza_fields=tuple(stanza.items()),
+        )
+        self._sources.append(record)
         return record
 
     def remove(
@@ -791,6 +907,18 @@ class FakeArchive:
         chosen.sort(key=functools.cmp_to_key(order))
         return "\n".join(p.stanza for p in chosen).encode()
 
+    def sources_index(self, suite: str, component: str) -> bytes:
+        """The uncompressed ``Sources`` file for one component, sorted by name, then version."""
+        chosen = [s for s in self._sources if s.suite == suite and s.component == component]
+
+        def order(a: SourceRecord, b: SourceRecord) -> int:
+            if a.name != b.name:
+                return -1 if a.name < b.name else 1
+            return compare_versions(a.version, b.version)
+
+        chosen.sort(key=functools.cmp_to_key(order))
+        return "\n".join(s.stanza for s in chosen).encode()
+
     def publish(
         self,
         suite: str,
@@ -814,9 +942,10 @@ class FakeArchive:
         """Write ``dists/<suite>/`` and return that directory.
 
         Writes ``<component>/binary-<arch>/Packages.<ext>`` for each of
-        *compressions* (plus plain ``Packages`` when *uncompressed*),
+        *compressions* (plus plain ``Packages`` when *uncompressed*), the same
+        for ``<component>/source/Sources`` if the suite has source packages,
         ``by-hash/SHA256/<hex>`` copies when *by_hash*, ``Release`` (listing
-        the plain ``Packages`` and every compressed one under ``MD5Sum`` and
+        the plain indices and every compressed one under ``MD5Sum`` and
         ``SHA256``) and, signed with *keys* (or just *key*; no signature when
         both are ``None``), ``InRelease`` and ``Release.gpg``.
 
@@ -831,32 +960,23 @@ class FakeArchive:
         _clear_except_by_hash(suite_dir)
         suite_dir.mkdir(parents=True, exist_ok=True)
 
+        write = functools.partial(
+            _write_index,
+            suite_dir,
+            compressions=compressions,
+            uncompressed=uncompressed,
+            by_hash=by_hash,
+        )
+        has_sources = bool(self.sources(suite))
         listed: list[tuple[str, bytes]] = []  # (path relative to suite_dir, content)
         for component in components:
             for architecture in architectures:
-                index_dir = f"{component}/binary-{architecture}"
-                plain = self.packages_index(suite, component, architecture)
-                listed.append((f"{index_dir}/Packages", plain))
-                written = [(f"{index_dir}/Packages", plain)] if uncompressed else []
-                written += [
-                    (f"{index_dir}/Packages{_suffix(c)}", _compress(plain, c))
-                    for c in compressions
-                    if c != "none"
-                ]
-                listed += [item for item in written if item[0] != f"{index_dir}/Packages"]
-                for relative, content in written:
-                    target = suite_dir / relative
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(content)
-                    if by_hash:
-                        hashed = (
-                            suite_dir
-                            / index_dir
-                            / "by-hash/SHA256"
-                            / hashlib.sha256(content).hexdigest()
-                        )
-                        hashed.parent.mkdir(parents=True, exist_ok=True)
-                        hashed.write_bytes(content)
+                listed += write(
+                    f"{component}/binary-{architecture}/Packages",
+                    self.packages_index(suite, component, architecture),
+                )
+            if has_sources:
+                listed += write(f"{component}/source/Sources", self.sources_index(suite, component))
 
         fields: dict[str, str] = {
             "Origin": "Debian",
@@ -964,6 +1084,36 @@ def _serve_url(
 ) -> Iterator[str]:
     with FakeArchive.serve_many([archive], log=log, overrides=overrides) as urls:
         yield urls[archive.name]
+
+
+def _write_index(
+    suite_dir: Path,
+    relative: str,
+    plain: bytes,
+    *,
+    compressions: Sequence[Compression],
+    uncompressed: bool,
+    by_hash: bool,
+) -> list[tuple[str, bytes]]:
+    """Write index *relative* (e.g. ``main/source/Sources``) under *suite_dir*.
+
+    One file for each of *compressions*, the plain one too when *uncompressed*,
+    and ``by-hash/SHA256`` copies when *by_hash*. Returns what ``Release``
+    lists: the plain index (written or not), then each compressed one.
+    """
+    written = [(relative, plain)] if uncompressed else []
+    written += [
+        (f"{relative}{_suffix(c)}", _compress(plain, c)) for c in compressions if c != "none"
+    ]
+    for path, content in written:
+        target = suite_dir / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        if by_hash:
+            hashed = target.parent / "by-hash/SHA256" / hashlib.sha256(content).hexdigest()
+            hashed.parent.mkdir(parents=True, exist_ok=True)
+            hashed.write_bytes(content)
+    return [(relative, plain), *(item for item in written if item[0] != relative)]
 
 
 def _clear_except_by_hash(directory: Path) -> None:

@@ -157,6 +157,25 @@ def test_deb_is_accepted_and_extracted_by_dpkg_deb(tmp_path: Path, compression: 
         assert hashlib.md5((extracted / path).read_bytes()).hexdigest() == digest
 
 
+@pytest.mark.parametrize("compression", ["zst", "gz", "xz"])
+def test_compression_level(tmp_path: Path, compression: str) -> None:
+    files = {"usr/share/foo/squares": "\n".join(str(i * i) for i in range(50_000))}
+    fast, default = (
+        FakeArchive(tmp_path / name).add(
+            "trixie",
+            "foo",
+            "1",
+            files=files,
+            data_compression=compression,  # type: ignore[arg-type]
+            compression_level=level,
+        )
+        for name, level in (("fast", 1), ("default", None))
+    )
+    assert fast.sha256 != default.sha256
+    trees = [run("dpkg-deb", "--fsys-tarfile", record.path).stdout for record in (fast, default)]
+    assert trees[0] == trees[1] and "squares" in trees[0]
+
+
 def test_same_input_builds_identical_deb(tmp_path: Path) -> None:
     first = FakeArchive(tmp_path / "a").add("trixie", "foo", "1", files=FILES)
     second = FakeArchive(tmp_path / "b").add("bookworm", "foo", "1", files=FILES)
@@ -316,6 +335,134 @@ def test_index_fields_change_only_the_stanza(tmp_path: Path) -> None:
             ["dpkg-deb", "--field", str(record.path)], capture_output=True, check=True
         ).stdout
     )
+
+
+SOURCE_FILES = {
+    "python3.14_3.14.8-1.dsc": b"Format: 3.0 (quilt)\nSource: python3.14\n",
+    "python3.14_3.14.8.orig.tar.xz": b"not really an upstream tarball\n",
+    "python3.14_3.14.8-1.debian.tar.xz": b"not really a debian directory\n",
+}
+
+
+def parse_deb822(text: str) -> list[dict[str, str]]:
+    """Stanzas of a deb822 file; a continued field keeps its lines, each less the leading space."""
+    stanzas: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    name = ""
+    for line in [*text.splitlines(), ""]:
+        if not line.strip():
+            if fields:
+                stanzas.append(fields)
+            fields = {}
+        elif line[0] in " \t":
+            assert name in fields, line
+            fields[name] += "\n" + line[1:]
+        else:
+            name, colon, value = line.partition(":")
+            assert colon and name and not any(c.isspace() for c in name), line
+            assert name not in fields, line
+            fields[name] = value.strip()
+    return stanzas
+
+
+def checksum_lines(value: str) -> list[tuple[str, int, str]]:
+    """``(hash, size, name)`` from a ``Files``-style field: an empty first line, then one per file."""
+    first, *lines = value.split("\n")
+    assert first == ""
+    return [(digest, int(size), name) for digest, size, name in map(str.split, lines)]
+
+
+def test_sources_index_lists_the_pool_files(tmp_path: Path) -> None:
+    arch = FakeArchive(tmp_path / "mirror")
+    arch.add("trixie", "python3.14", "3.14.8-1")
+    record = arch.add_source("trixie", "python3.14", "3.14.8-1", SOURCE_FILES)
+    arch.add_source("trixie", "libfoo", "1.0-1", {"libfoo_1.0-1.dsc": b"dsc"}, component="contrib")
+    arch.add_source("trixie", "libfoo", "0.9-1", {"libfoo_0.9-1.dsc": b"old"}, component="contrib")
+    arch.publish("trixie", components=("main", "contrib"), uncompressed=True)
+    suite = arch.path("dists/trixie")
+
+    [stanza] = parse_deb822((suite / "main/source/Sources").read_text())
+    assert list(stanza) == [
+        "Package",
+        "Binary",
+        "Version",
+        "Maintainer",
+        "Architecture",
+        "Format",
+        "Files",
+        "Checksums-Sha256",
+        "Directory",
+        "Priority",
+        "Section",
+    ]
+    assert stanza["Package"] == stanza["Binary"] == "python3.14"
+    assert stanza["Version"] == "3.14.8-1"
+    assert (stanza["Architecture"], stanza["Format"]) == ("any", "3.0 (quilt)")
+    assert stanza["Directory"] == record.directory == "pool/main/p/python3.14"
+    for field, algorithm in (("Files", hashlib.md5), ("Checksums-Sha256", hashlib.sha256)):
+        listed = checksum_lines(stanza[field])
+        assert [name for _, _, name in listed] == list(SOURCE_FILES)
+        for digest, size, name in listed:
+            data = arch.path(f"{stanza['Directory']}/{name}").read_bytes()
+            assert data == SOURCE_FILES[name]
+            assert (digest, size) == (algorithm(data).hexdigest(), len(data))
+    assert record.paths == tuple(arch.path(f"{record.directory}/{n}") for n in SOURCE_FILES)
+
+    contrib = parse_deb822((suite / "contrib/source/Sources").read_text())
+    assert [(s["Version"], s["Directory"]) for s in contrib] == [
+        ("0.9-1", "pool/contrib/libf/libfoo"),
+        ("1.0-1", "pool/contrib/libf/libfoo"),
+    ]
+
+    _, lists = parse_release((suite / "Release").read_text())
+    sources = {path for path in lists["SHA256"] if "/source/" in path}
+    assert sources == {
+        f"{component}/source/Sources{ext}"
+        for component in ("main", "contrib")
+        for ext in ("", ".xz", ".gz")
+    }
+    for path in sources:
+        data = (suite / path).read_bytes()
+        size, digest = lists["SHA256"][path]
+        assert (size, digest) == (len(data), hashlib.sha256(data).hexdigest())
+        assert lists["MD5Sum"][path] == (size, hashlib.md5(data).hexdigest())
+        assert (suite / Path(path).parent / "by-hash/SHA256" / digest).read_bytes() == data
+    plain = (suite / "main/source/Sources").read_bytes()
+    assert lzma.decompress((suite / "main/source/Sources.xz").read_bytes()) == plain
+    assert gzip.decompress((suite / "main/source/Sources.gz").read_bytes()) == plain
+
+
+def test_sources_without_source_packages(archive: FakeArchive) -> None:
+    assert not archive.path("dists/trixie/main/source").exists()
+    assert b"/source/" not in archive.path("dists/trixie/Release").read_bytes()
+
+
+def test_source_stanza_can_lie(tmp_path: Path) -> None:
+    arch = FakeArchive(tmp_path / "mirror")
+    wrong = f"\n {'0' * 64} 3 foo_1-1.dsc"
+    record = arch.add_source(
+        "trixie",
+        "foo",
+        "1-1",
+        {"foo_1-1.dsc": b"dsc"},
+        extra={"Checksums-Sha256": wrong, "Section": None, "Testsuite": "autopkgtest"},
+        directory="/pool/elsewhere/foo",
+    )
+    assert arch.path("pool/elsewhere/foo/foo_1-1.dsc").read_bytes() == b"dsc"
+    arch.publish("trixie")
+    [stanza] = parse_deb822(
+        lzma.decompress(arch.path("dists/trixie/main/source/Sources.xz").read_bytes()).decode()
+    )
+    assert stanza["Directory"] == "pool/elsewhere/foo"
+    assert checksum_lines(stanza["Checksums-Sha256"]) == [("0" * 64, 3, "foo_1-1.dsc")]
+    assert "Section" not in stanza and list(stanza)[-1] == "Testsuite"
+    assert stanza == parse_deb822(record.stanza)[0]
+    with pytest.raises(ValueError, match="already in"):
+        arch.add_source("trixie", "foo", "1-1", {"foo_1-1.dsc": b"dsc"})
+    with pytest.raises(ValueError, match="different content"):
+        arch.add_source(
+            "sid", "foo", "1-1", {"foo_1-1.dsc": b"other"}, directory="pool/elsewhere/foo"
+        )
 
 
 def test_serve_one_archive(archive: FakeArchive) -> None:

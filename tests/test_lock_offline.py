@@ -537,7 +537,7 @@ def test_architecture_the_archive_lacks(served: Served, env: dict[str, str], tmp
 def test_check_refuses_a_lock_from_a_newer_compose(project_copy: Path, env: dict[str, str],
                                                    compose: Callable[..., tuple[int, str, str]]) -> None:
     lock = project_copy / "locks" / "t.lock.toml"
-    lock.write_text(lock.read_text().replace("version = 1\n", "version = 2\n", 1))
+    lock.write_text(lock.read_text().replace("version = 1\n", "version = 3\n", 1))
     rc, _, err = compose(env, "lock", "--check", "profiles/t.toml", cwd=project_copy)
     assert_error(rc, err, r"newer compose", r"hint: upgrade compose")
 

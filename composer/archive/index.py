@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import dataclasses
 import hashlib
 import json
 import lzma
@@ -29,9 +30,11 @@ from composer.archive.fetch import Progress, Wanted, fetch
 from composer.archive.http import Http, NotFound, timeout_from
 from composer.archive.mirrors import Mirror, Mirrors
 from composer.archive.trust import Verifier, keyring_path
+from composer.debian import sources
 from composer.debian.deb822 import PackagesFile
 from composer.debian.packages import Index, IndexPart
 from composer.debian.release import ReleaseInfo, parse_date, parse_release
+from composer.debian.sources import SourceRecord
 from composer.errors import ConfigError, FetchError, FormatError, TrustError
 from composer.model import ReleaseRecord, SourceSpec
 
@@ -183,26 +186,28 @@ def _indexed(cache: Cache, sha256: str, where: str) -> PackagesFile:
     return pf
 
 
-def packages_file(http: Http, cache: Cache, src: VerifiedSource, component: str, arch: str,
-                  say: Callable[[str], None] = lambda _: None) -> PackagesFile:
-    base_path = f"{component}/binary-{arch}/Packages"
+def _index_file(http: Http, cache: Cache, src: VerifiedSource, directory: str, name: str,
+                say: Callable[[str], None]) -> str | None:
+    """The sha256 of the uncompressed index ``directory/name`` as the signed Release lists
+    it, now in the cache; None when the Release lists no form of it."""
+    base_path = f"{directory}/{name}"
     where = f"{src.spec.archive} {src.spec.suite} {base_path}"
     files = src.release.files
     plain = files.get(base_path)
     if plain is not None and cache.has(plain.sha256):
-        return _indexed(cache, plain.sha256, where)
+        return plain.sha256
     for kind in _KINDS:
         entry = files.get(base_path + kind)
         if entry is None:
             continue
         urls = []
         if src.release.acquire_by_hash:
-            urls.append(src.dists_url(f"{component}/binary-{arch}/by-hash/SHA256/{entry.sha256}"))
+            urls.append(src.dists_url(f"{directory}/by-hash/SHA256/{entry.sha256}"))
         urls.append(src.dists_url(base_path + kind))
         say(f"fetching {where}{kind} ({entry.size / 1e6:.1f} MB)")
         blob = http.download_verified(urls, entry.size, entry.sha256, cache, f"{where}{kind}")
         if not kind:
-            return _indexed(cache, entry.sha256, where)
+            return entry.sha256
         limit = plain.size if plain else 1 << 31
         try:
             data = _decompress(blob, kind, limit)
@@ -210,21 +215,53 @@ def packages_file(http: Http, cache: Cache, src: VerifiedSource, component: str,
             # Another compose sharing the cache decompressed it and removed it first: take
             # what it stored, or fetch it again.
             if plain is not None and cache.has(plain.sha256):
-                return _indexed(cache, plain.sha256, where)
+                return plain.sha256
             blob = http.download_verified(urls, entry.size, entry.sha256, cache, f"{where}{kind}")
             data = _decompress(blob, kind, limit)
         if plain is not None and (len(data) != plain.size
                                   or hashlib.sha256(data).hexdigest() != plain.sha256):
-            raise TrustError(f"{where}{kind} decompresses to content that is not the signed Packages",
+            raise TrustError(f"{where}{kind} decompresses to content that is not the signed {name}",
                              "the mirror serves a corrupt index; try another mirror")
         digest = cache.put_bytes(data)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(blob)
+        return digest
+    return None
+
+
+def packages_file(http: Http, cache: Cache, src: VerifiedSource, component: str, arch: str,
+                  say: Callable[[str], None] = lambda _: None) -> PackagesFile:
+    where = f"{src.spec.archive} {src.spec.suite} {component}/binary-{arch}/Packages"
+    digest = _index_file(http, cache, src, f"{component}/binary-{arch}", "Packages", say)
+    if digest is not None:
         return _indexed(cache, digest, where)
     if arch not in src.release.architectures:
         raise FormatError(f"{src.spec.archive} {src.spec.suite} has no packages for architecture {arch}",
                           f"its architectures are {', '.join(src.release.architectures)}")
     raise FormatError(f"{where}: not listed in the signed Release")
+
+
+def source_package(http: Http, cache: Cache, src: VerifiedSource, name: str,
+                   say: Callable[[str], None] = lambda _: None) -> list[SourceRecord]:
+    """Every version of source package ``name`` that the suite's signed Sources indexes
+    list, over its components. Each lookup is remembered beside the verified index."""
+    found: list[SourceRecord] = []
+    for component in src.spec.components:
+        digest = _index_file(http, cache, src, f"{component}/source", "Sources", say)
+        if digest is None:
+            raise FormatError(f"{src.spec.archive} {src.spec.suite} lists no {component}/source/Sources "
+                              "in its signed Release", "the suite has no source index there; "
+                              "name another source-suite")
+        key = f"source-{name}"
+        remembered = cache.read_derived(digest, key)
+        if remembered is None:
+            records = sources.lookup(cache.open_map(digest), name,
+                                     f"{src.spec.archive} {src.spec.suite} {component}/source/Sources")
+            cache.write_derived(digest, key, sources.dumps(records))
+        else:
+            records = sources.loads(remembered)
+        found += [dataclasses.replace(r, component=component) for r in records]
+    return found
 
 
 class Archive:
@@ -283,8 +320,12 @@ class Archive:
         """Every wanted .deb in the cache (see ``composer.archive.fetch``)."""
         return fetch(lambda: self.http, self.cache, self.mirrors, wanted, progress)
 
-    def index(self, sources: list[VerifiedSource], arch: str) -> Index:
-        jobs = [(i, src, comp) for i, src in enumerate(sources) for comp in src.spec.components]
+    def source_package(self, src: VerifiedSource, name: str) -> list[SourceRecord]:
+        return source_package(self.http, self.cache, src, name, self.say)
+
+    def index(self, suites: list[VerifiedSource], arch: str) -> Index:
+        jobs = [(i, src, comp) for i, src in enumerate(suites) if src.spec.binaries
+                for comp in src.spec.components]
         with ThreadPoolExecutor(max_workers=max(1, min(4, len(jobs)))) as pool:
             futures = [pool.submit(packages_file, self.http, self.cache, src, comp, arch, self.say)
                        for _, src, comp in jobs]

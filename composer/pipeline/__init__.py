@@ -66,13 +66,27 @@ def lock(prof: Profile, out: Path, opts: Options) -> LockOutcome:
         if not opts.allow_rollback:
             _refuse_rollback(sources, out)
         indexes = [archive.index(sources, arch) for arch in prof.architectures]
+        built = None
+        if prof.python_build is not None:
+            from composer.pipeline import pybuild
+
+            built = pybuild.lock_build(prof, archive, sources, indexes, cache, opts.say,
+                                       opts.env)
     from composer import resolve
 
     resolutions = [
-        resolve.solve(ix, prof.include, prof.exclude, dict(prof.prefer), prof.recommends)
+        resolve.solve(ix, (*prof.include, *sorted(built.linked[ix.architecture] if built else ())),
+                      prof.exclude, dict(prof.prefer), prof.recommends)
         for ix in indexes
     ]
-    new = lockfile.from_resolution(prof, [s.record for s in sources], resolutions)
+    new = lockfile.from_resolution(prof, [s.record for s in sources], resolutions,
+                                   built.linked if built else None)
+    if built is not None:
+        from composer.pipeline import pybuild
+
+        for res in resolutions:
+            pybuild.check_closure(prof, res.architecture, res.packages, built)
+        new = pybuild.with_build(new, built)
     if prof.policy_deny or prof.policy_allow:
         from composer.pipeline.audit import gate_lock
         from composer.pipeline.build import BuildOptions

@@ -17,7 +17,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +28,11 @@ from composer.errors import ComposeError, FormatError, LockError
 from composer.image import layer, oci, pycompile
 from composer.image.effects import CA_BUNDLE
 from composer.image.tree import Entry
-from composer.lockfile import Lock, LockedPackage
+from composer.lockfile import Lock, LockedPackage, LockedSource
 
 if TYPE_CHECKING:
     from composer.audit.report import AuditReport
-from composer.model import Profile
+from composer.model import Profile, ReleaseRecord
 from composer.pipeline import Options, check
 from composer.pipeline.tree import BuiltTree, TreeReport, assemble_tree, read_debs
 
@@ -286,15 +286,22 @@ class _Debs(Mapping[str, Path]):
         return len(self._all())
 
 
-def wanted_debs(lk: Lock, pkgs: list[LockedPackage]) -> list[Any]:
-    """What to fetch for ``pkgs``, each with the Date of the Release it was locked from."""
+def wanted_debs(sources: Sequence[ReleaseRecord], pkgs: Sequence[LockedPackage],
+                python_source: LockedSource | None = None) -> list[Any]:
+    """What to fetch for ``pkgs`` (and a CPython source), each with the Date of the
+    Release it was locked from."""
     from composer.archive.fetch import Wanted
 
     # A Date that does not parse is a damaged lock: parse_date says so.
-    dates = {(s.archive, s.suite): parse_date(s.date, "Date") for s in lk.sources}
-    return [Wanted(p.archive, p.filename, p.size, p.sha256,
-                   f"{p.name} {p.version} {p.architecture}", dates.get((p.archive, p.suite)))
-            for p in pkgs]
+    dates = {(s.archive, s.suite): parse_date(s.date, "Date") for s in sources}
+    out = [Wanted(p.archive, p.filename, p.size, p.sha256,
+                  f"{p.name} {p.version} {p.architecture}", dates.get((p.archive, p.suite)))
+           for p in pkgs]
+    if python_source is not None:
+        s = python_source
+        out.append(Wanted(s.archive, s.filename, s.size, s.sha256,
+                          f"{s.package} {s.version} source", dates.get((s.archive, s.suite))))
+    return out
 
 
 def prepare(prof: Profile, lock_path: Path, opts: BuildOptions,
@@ -317,7 +324,7 @@ def prepare(prof: Profile, lock_path: Path, opts: BuildOptions,
     epoch = source_date_epoch(lk, opts.env)
     cache = Cache(default_root(opts.env))
     pkgs = [p for a in archs for p in lk.for_arch(a)]
-    wanted = wanted_debs(lk, pkgs)
+    wanted = wanted_debs(lk.sources, pkgs)
     mirrors = Mirrors(opts.mirrors, opts.env, vendored=opts.vendored)
 
     def fetch() -> Mapping[str, Path]:

@@ -106,6 +106,43 @@ def tree_on_disk(entries: Mapping[str, Entry], arch: str) -> Iterator[Path]:
         yield root
 
 
+def sealed(root: Path, argv: Sequence[str], env: Mapping[str, str], cwd: str, log: Path,
+           user: tuple[int, int], timeout: float) -> None:
+    """Run a build: ``root`` (writable, the caller's) as ``/``, no network (every
+    namespace unshared), only ``env`` as the environment, as ``user`` (uid, gid), host
+    name ``compose``; its output goes to ``log``. SandboxError when it fails, with the end
+    of the log."""
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        raise SandboxError("cannot run a sealed build: bubblewrap is not installed",
+                           "install bubblewrap (apt-get install bubblewrap)")
+    uid, gid = user
+    cmd = [bwrap, "--bind", str(root), "/", "--proc", "/proc", "--dev", "/dev",
+           "--tmpfs", "/dev/shm", "--unshare-all", "--unshare-user", "--uid", str(uid), "--gid", str(gid),
+           "--hostname", "compose", "--die-with-parent", "--new-session", "--clearenv",
+           "--chdir", cwd]
+    for k, v in sorted(env.items()):
+        cmd += ["--setenv", k, v]
+    cmd += list(argv)
+    with open(log, "wb") as out:
+        try:
+            done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                  stderr=subprocess.STDOUT, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise SandboxError(f"the build did not finish in {timeout:.0f} s; its log: {log}",
+                               "set COMPOSE_BUILD_TIMEOUT (seconds) for a slower machine") from exc
+        except OSError as exc:
+            raise SandboxError(f"cannot start the sealed build: {exc}") from exc
+    if done.returncode != 0:
+        with open(log, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 3000))
+            tail = f.read().decode(errors="replace").strip()
+        raise SandboxError(f"the build failed (exit {done.returncode}); the end of its log "
+                           f"({log}):\n{tail}",
+                           "is user namespace support available? bubblewrap needs it when "
+                           "not run as root")
+
+
 def run(root: Path, arch: str, argv: Sequence[str], stdin: bytes = b"",
         timeout: float = 600) -> bytes:
     """Run ``argv`` (paths inside the tree) with ``root`` as ``/``; its stdout, or

@@ -1,0 +1,158 @@
+"""How compose builds CPython from source: the build root's packages, configure's
+arguments, the script run in the sealed build root, and the key its result is cached
+under. Pure: values in, values out.
+
+The source is upstream's release tarball exactly as Debian's source package carries it
+(``pythonX.Y_VERSION.orig.tar.xz``, hashed in the signed Sources index); none of
+Debian's patches is applied. What the build links comes from the suite's own -dev
+packages, so the interpreter uses Debian's OpenSSL, SQLite, zlib, expat and mpdecimal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from composer.model import PythonBuild
+
+RECIPE = 1
+"""The version of this recipe: bumped whenever the build's steps or flags change, so that
+no cached result of an older recipe is taken for a newer one."""
+
+PATCHES = "none"
+"""What the lock records of Debian's patches: the upstream source is built as released."""
+
+TRIPLETS = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
+"""The architectures compose builds CPython for, with their GNU triplets."""
+
+TOOLS = ("dash", "coreutils", "sed", "grep", "mawk", "diffutils", "findutils", "make",
+         "binutils", "gcc", "libc6-dev", "pkgconf")
+"""What configure, make and the compiler need: a shell and POSIX tools, make, the
+compiler, the C library's headers, and pkg-config (how configure finds most libraries)."""
+
+LIBRARIES = ("libssl-dev", "zlib1g-dev", "libffi-dev", "libsqlite3-dev", "libbz2-dev",
+             "liblzma-dev", "libexpat1-dev", "uuid-dev", "libncurses-dev", "libmpdec-dev")
+"""The -dev packages of the libraries the standard library's extension modules link."""
+
+ZSTD = "libzstd-dev"
+"""For ``compression.zstd``, new in 3.14."""
+
+LINE_EDITING = ("libreadline-dev", "libgdbm-dev", "libgdbm-compat-dev")
+"""GNU readline (``readline``) and gdbm (``dbm.gnu``, ``dbm.ndbm``): GPL-3, left out with
+``readline = false``."""
+
+SOURCE_DIR = "/build/src"
+DESTDIR = "/build/out"
+HOME = "/build"
+BUILD_USER = ("build", 1000, 1000)
+"""The fixed user the build runs as: name, uid, gid."""
+
+INTERPRETER_PACKAGE = "cpython"
+"""The name the built interpreter's files carry in an image (as a package name would),
+and what the lock's runtime libraries name as what requires them."""
+
+
+def supported(arch: str) -> bool:
+    return arch in TRIPLETS
+
+
+def minor(version: str) -> tuple[int, int]:
+    major, _, rest = version.partition(".")
+    return int(major), int(rest.split(".")[0])
+
+
+def build_roots(version: str, build: PythonBuild) -> tuple[str, ...]:
+    """The packages the build root is resolved from (for the architecture built)."""
+    roots = [*TOOLS, *LIBRARIES]
+    if minor(version) >= (3, 14):
+        roots.append(ZSTD)
+    if build.readline:
+        roots += LINE_EDITING
+    return tuple(roots)
+
+
+def configure_args(version: str, build: PythonBuild, arch: str) -> list[str]:
+    triplet = TRIPLETS[arch]
+    args = [
+        f"--build={triplet}", f"--host={triplet}", "--prefix=/usr",
+        "--with-ensurepip=no",          # no pip wheels: an image installs what it needs
+        "--disable-test-modules",       # the test suite is not shipped
+        "--with-system-expat",          # Debian's expat, which the audit sees
+        "--with-system-libmpdec",       # Debian's mpdecimal, as upstream recommends
+        "--without-static-libpython",   # no libpython3.X.a: nothing links against it here
+    ]
+    args.append("--with-readline=readline" if build.readline else "--without-readline")
+    args.append("--with-dbmliborder=gdbm:ndbm" if build.readline else "--with-dbmliborder=")
+    if build.pgo:
+        args.append("--enable-optimizations")
+    if build.lto:
+        args.append("--with-lto")
+    return args
+
+
+def environment(epoch: int) -> dict[str, str]:
+    """The whole environment of the build: nothing of the host's."""
+    name, _, _ = BUILD_USER
+    return {
+        "PATH": "/usr/bin:/bin", "HOME": HOME, "USER": name, "LOGNAME": name,
+        "SHELL": "/bin/sh", "TZ": "UTC", "LC_ALL": "C", "LANG": "C",
+        "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0",
+        "TMPDIR": "/tmp", "TERM": "dumb",
+    }
+
+
+def script(version: str, build: PythonBuild, arch: str, jobs: int) -> str:
+    """The shell script run in the build root, from the unpacked source, as the build
+    user: configure, make, make install into ``DESTDIR``; then what does not belong in a
+    runtime image's interpreter is left for the image to strip."""
+    xy = ".".join(str(n) for n in minor(version))
+    configure = " ".join(shlex.quote(a) for a in configure_args(version, build, arch))
+    return f"""\
+set -eu
+cd {SOURCE_DIR}
+echo "compose: configure"
+./configure {configure}
+echo "compose: make"
+make -j{max(1, jobs)}
+echo "compose: make install"
+make install DESTDIR={DESTDIR}
+# The image byte-compiles with its own interpreter (or not at all, as the profile
+# says): the byte-code make install wrote is not kept.
+find {DESTDIR} -name __pycache__ -type d -prune -exec rm -rf {{}} +
+# As Debian's dh_strip does: no debugging information in what ships.
+strip --remove-section=.comment --remove-section=.note --strip-unneeded \\
+    {DESTDIR}/usr/bin/python{xy} {DESTDIR}/usr/lib/python{xy}/lib-dynload/*.so
+echo "compose: done"
+"""
+
+
+RUNTIME_STRIP = ("usr/include/**", "usr/lib/pkgconfig/**", "usr/bin/python3*-config",
+                 "usr/lib/python3.*/config-3.*/**", "usr/share/man/**")
+"""What of the install is for building against CPython, not for running it: left out
+of images (Debian ships it in pythonX.Y-dev)."""
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A build root's package as the key hashes it."""
+
+    name: str
+    version: str
+    architecture: str
+    sha256: str
+
+
+def cache_key(source_sha256: str, version: str, build: PythonBuild, arch: str,
+              build_root: Iterable[Pinned], extra: Sequence[str] = ()) -> str:
+    """Every input of a build, hashed: the source (which gives the epoch, too), the build
+    root's exact packages, the options, the architecture and this recipe's version."""
+    blob = json.dumps({
+        "recipe": RECIPE, "source": source_sha256, "version": version,
+        "options": build.inputs(), "arch": arch,
+        "root": sorted([p.name, p.version, p.architecture, p.sha256] for p in build_root),
+        "extra": list(extra),
+    }, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
