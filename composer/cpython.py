@@ -130,6 +130,7 @@ echo "compose: done"
 
 
 RUNTIME_STRIP = ("usr/include/**", "usr/lib/pkgconfig/**", "usr/bin/python3*-config",
+                 "usr/bin/idle3*",
                  "usr/lib/python3.*/config-3.*/**", "usr/share/man/**")
 """What of the install is for building against CPython, not for running it: left out
 of images (Debian ships it in pythonX.Y-dev)."""

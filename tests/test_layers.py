@@ -13,7 +13,7 @@ LAYER = {
     "composer.errors": 0, "composer.model": 0, "composer.atomic": 0, "composer.tomllines": 0,
     "composer.profile": 1, "composer.debian": 1,
     "composer.archive": 2, "composer.resolve": 2, "composer.lockfile": 2, "composer.image": 2,
-    "composer.audit": 2, "composer.elf": 1,
+    "composer.audit": 2, "composer.elf": 1, "composer.cpython": 2,
     "composer.pipeline": 3,
     "composer.cli": 4, "composer.__main__": 5,
 }

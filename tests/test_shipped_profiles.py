@@ -24,6 +24,10 @@ EXPECTED = {
     "py313": ("3.13", "trixie", "3.13-debian13"),
 }
 VARIANTS = ("", "-nonroot", "-debug", "-compat")
+# CPython compiled from source on a base: (base, version, source suite, tag).
+FROM_SOURCE = {
+    "py313-latest": ("py313", "3.13", "forky", "3.13-latest-debian13"),
+}
 
 
 def _profile(name: str) -> Profile:
@@ -35,7 +39,8 @@ def _lock(name: str) -> lockfile.Lock:
 
 
 def test_every_base_and_variant_is_shipped() -> None:
-    assert sorted(NAMES) == sorted(base + v for base in EXPECTED for v in VARIANTS)
+    assert sorted(NAMES) == sorted([*(base + v for base in EXPECTED for v in VARIANTS),
+                                    *FROM_SOURCE])
     assert sorted(p.name for p in (ROOT / "locks").iterdir()) == sorted(
         f"{n}.lock.toml" for n in NAMES)
 
@@ -45,9 +50,11 @@ def test_committed_lock_is_fresh(name: str) -> None:
     prof = _profile(name)
     lk = pipeline.check(prof, ROOT / "locks" / f"{name}.lock.toml")
     assert lk.profile == name and lk.fingerprint == prof.fingerprint()
-    assert lk.architectures == prof.architectures == ("amd64", "arm64")
-    suites = {s.suite for s in prof.sources}
-    assert {s.suite for s in lk.sources} == suites
+    # CPython is built from source for the machine's architecture only, so far.
+    assert lk.architectures == prof.architectures == (
+        ("amd64",) if name in FROM_SOURCE else ("amd64", "arm64"))
+    suites = {s.suite for s in prof.sources if s.binaries}
+    assert {s.suite for s in lk.sources} == {s.suite for s in prof.sources}
     for arch in prof.architectures:
         pkgs = {p.name: p for p in lk.for_arch(arch)}
         for wanted in prof.include:
@@ -128,3 +135,34 @@ def test_variants_differ_only_as_they_say(base: str) -> None:
                 assert v.only == b.only
             if suffix != "-debug":
                 assert not v.busybox_applets and v.image.entrypoint == b.image.entrypoint
+
+
+@pytest.mark.parametrize("name", list(FROM_SOURCE))
+def test_source_built_profiles_replace_debians_cpython(name: str) -> None:
+    base, version, suite, tag = FROM_SOURCE[name]
+    prof, b = _profile(name), _profile(base)
+    assert prof.python_version == version and prof.image.tags == (tag,)
+    assert prof.python_build is not None and prof.python_build.source_suite == suite
+    # The source suite gives only the source; the packages come from the base's suites.
+    assert [s for s in prof.sources if s.binaries] == list(b.sources)
+    assert [s.suite for s in prof.sources if not s.binaries] == [suite]
+    lk = _lock(name)
+    assert lk.version == 2 and lk.python_source is not None
+    src = lk.python_source
+    assert (src.package, src.suite, src.patches) == (f"python{version}", suite, "none")
+    assert src.filename == f"pool/main/p/python{version}/python{version}_{src.upstream_version}.orig.tar.xz"
+    for arch in prof.architectures:
+        names = {p.name: p for p in lk.for_arch(arch)}
+        assert not {n for n in names if n.startswith(("python3", "libpython3"))}, arch
+        built = lk.python_build(arch)
+        assert built is not None
+        linked = dict(built.links)
+        # Debian's OpenSSL, and the libraries the standard library's modules link, ship
+        # because the interpreter's ELF files need them, in the versions it was built with.
+        assert linked["libssl.so.3"] == "libssl3t64" and linked["libc.so.6"] == "libc6"
+        root = {p.name: p.version for p in lk.build_root(arch)}
+        for package in set(linked.values()):
+            assert "cpython" in names[package].required_by
+            assert names[package].version == root[package]
+        assert {"gcc", "make", "libc6-dev", "libssl-dev"} <= set(root)
+        assert not {"gcc", "make", "libc6-dev"} & set(names)

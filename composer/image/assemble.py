@@ -160,6 +160,20 @@ def merge(tree: Tree, debs: Iterable[tuple[str, Deb]]) -> Tree:
     return tree
 
 
+def overlay(tree: Tree, entries: Mapping[str, Entry], mtime: int) -> None:
+    """Add files compose built (a compiled CPython) over the packages' tree: the same
+    path shipped by a package is a conflict, as between two packages."""
+    for path in sorted(entries):
+        e = replace(entries[path], mtime=mtime)
+        old = tree.entries.get(tree.resolve_parent(path, f"/{path}"))
+        if old is None:
+            tree.put(e)
+        elif not (old.kind == DIR and e.kind == DIR):
+            raise ConflictError(f"{old.package or 'compose'} ships /{path}, which the built "
+                                f"{e.package} installs too",
+                                f"exclude {old.package}: the built interpreter replaces it")
+
+
 def _same(a: Entry, b: Entry) -> bool:
     return (a.kind, a.mode, a.data, a.target) == (b.kind, b.mode, b.data, b.target)
 

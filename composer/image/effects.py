@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from composer.debian.deb import Deb
 from composer.errors import ComposeError
@@ -236,3 +237,28 @@ def busybox_applets(tree: Tree, binary: str, listing: bytes, mtime: int) -> list
         tree.put(Entry(path, SYMLINK, 0o777, target=f"/{binary}", mtime=mtime, package=owner))
         made.append(path)
     return made
+
+
+def built_copyright(tree: Tree, source: Any, python_version: str, mtime: int) -> str:
+    """The machine-readable copyright file of a CPython compiled from source, where a
+    package's would be (``/usr/share/doc/cpython/copyright``): upstream's licence (the
+    PSF License Agreement; its full text, with the notices of what CPython bundles, is
+    ``LICENSE.txt`` beside the standard library)."""
+    path = "usr/share/doc/cpython/copyright"
+    licence = tree.entries.get(f"usr/lib/python{python_version}/LICENSE.txt")
+    body = licence.data.decode("utf-8", "replace") if licence is not None else ""
+    text = (
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"
+        "Upstream-Name: CPython\n"
+        f"Source: {source.filename} (sha256 {source.sha256}), upstream's release "
+        f"{source.upstream_version} as the Debian source package {source.package} "
+        f"{source.version} carries it; Debian's patches: {source.patches}\n"
+        f"Comment: compiled from source by compose; the full licence text is "
+        f"/usr/lib/python{python_version}/LICENSE.txt\n\n"
+        "Files: *\n"
+        "Copyright: Python Software Foundation and others\n"
+        "License: PSF-2.0\n"
+        + "".join(f" {line}\n" if line.strip() else " .\n"
+                  for line in body.splitlines()[:400]))
+    tree.put(Entry(path, FILE, 0o644, data=text.encode(), mtime=mtime, package="cpython"))
+    return path

@@ -218,6 +218,9 @@ def _memo_key(prof: Profile, lk: Lock, arch: str, epoch: int, method: str) -> st
         "setuid": prof.image.setuid,
         "compressor": _compressor(method),
     }
+    built = lk.python_build(arch)
+    if built is not None:  # a CPython compiled from source: its files, and their recipe
+        inputs |= {"cpython": [built.tree_sha256, lk.python_source and lk.python_source.recipe]}
     if prof.image.sbom:  # the SBOM in the image names all of these
         inputs |= {"profile": prof.name, "fingerprint": lk.fingerprint,
                    "sources": [dataclasses.astuple(x) for x in lk.sources],
@@ -363,8 +366,9 @@ def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
         reused = True
     else:
         debs = read_debs(lk.for_arch(arch), prep.paths, cache, opts.workers, opts.memo)
+        interp = _interpreter(prof, lk, arch, cache, opts) if lk.python_source else None
         built = assemble_tree(prof, lk, arch, debs, epoch, cache, _run_program, opts.workers,
-                              opts.memo)
+                              opts.memo, interp)
         if prof.image.sbom:
             built, audited = _with_sbom(prof, lk, arch, built, epoch)
         lay, usize, reused = _layer(built, epoch, method, opts.workers, cache, opts.memo)
@@ -383,6 +387,36 @@ def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
     result = ArchResult(arch, desc.digest, oci.digest(config_bytes), lay.descriptor.digest,
                         lay.diff_id, len(lay.blob), usize, reused, report)
     return ArchImage(desc, arch_blobs, lay, config_bytes, result, built, audited)
+
+
+def _interpreter(prof: Profile, lk: Lock, arch: str, cache: Any, opts: BuildOptions
+                 ) -> Mapping[str, Entry]:
+    """The files of the CPython the lock builds from source: from the cache, or built
+    again from the lock's pinned source and build root; either way, the files the lock
+    was made from."""
+    from composer.archive.index import Archive
+    from composer.archive.mirrors import Mirrors
+    from composer.pipeline import pybuild
+
+    if prof.python_build is None or prof.python_version is None:
+        raise LockError("the lock builds CPython from source, the profile does not",
+                        f"run `compose lock {prof.path}`")
+    assert lk.python_source is not None
+    root_pkgs = lk.build_root(arch)
+    wanted = wanted_debs(lk.sources, root_pkgs, lk.python_source)
+    mirrors = Mirrors(opts.mirrors, opts.env, vendored=opts.vendored)
+
+    def fetch() -> Mapping[str, Path]:
+        with Archive(mirrors, cache, "compose", say=opts.say) as archive:
+            return archive.fetch_debs(wanted, lambda pr: opts.progress(
+                "download", pr.done_bytes, pr.total_bytes))
+
+    files = _Debs(fetch)
+    got = pybuild.interpreter(
+        lk.python_source, prof.python_version, prof.python_build, arch, root_pkgs, files, cache,
+        lambda ps: read_debs(ps, files, cache, opts.workers), opts.say, opts.env)
+    pybuild.check_against_lock(got, lk.python_build(arch), arch)
+    return got.entries
 
 
 SBOM_DIR = "usr/share/sbom"

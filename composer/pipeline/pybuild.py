@@ -249,7 +249,10 @@ def interpreter(source: LockedSource, version: str, build: PythonBuild, arch: st
                            "own architecture so far",
                            f"build on an {arch} machine, or use build = \"debian\" for {arch}")
     pinned = [cpython.Pinned(p.name, p.version, p.deb_architecture, p.sha256) for p in root_pkgs]
-    key = cpython.cache_key(source.sha256, version, build, arch, pinned)
+    # The recipe's text is hashed too: a change to it that forgot to bump RECIPE still
+    # misses the cache. (The number of jobs is not an input: it changes no output.)
+    key = cpython.cache_key(source.sha256, version, build, arch, pinned,
+                            [cpython.script(version, build, arch, 0), CONFIG_SITE])
     meta_raw = cache.read_state(f"cpython-meta-{key}")
     blob = cache.read_state(f"cpython-tree-{key}")
     if meta_raw is not None and blob is not None:

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from composer import cpython
 from composer.archive.cache import Cache
 from composer.debian import deb as debfmt
 from composer.errors import ComposeError
@@ -73,12 +74,17 @@ RunProgram = Callable[[Mapping[str, Entry], str, list[list[str]], list[str]], li
 
 def assemble_tree(prof: Profile, lock: Lock, arch: str, debs: list[tuple[str, debfmt.Deb]],
                   epoch: int, cache: Cache, run_program: RunProgram, workers: int,
-                  reuse: bool = True) -> BuiltTree:
+                  reuse: bool = True, interpreter: Mapping[str, Entry] | None = None
+                  ) -> BuiltTree:
     """The image's tree; with ``reuse`` off, nothing derived earlier (byte-code) is
-    taken from the cache."""
+    taken from the cache. ``interpreter``: the files of a CPython built from source."""
     report = TreeReport(arch, packages=len(debs))
     tree = assemble.merged_usr(arch, epoch)
     assemble.merge(tree, debs)
+    if interpreter is not None and lock.python_source is not None:
+        assemble.overlay(tree, interpreter, epoch)
+        assemble.strip(tree, cpython.RUNTIME_STRIP)
+        effects.built_copyright(tree, lock.python_source, prof.python_version or "", epoch)
     if prof.only:
         locked = {name for name, _ in debs}
         for name, _ in prof.only:
@@ -149,7 +155,9 @@ def _interpreter_identity(tree: assemble.Tree, version: str, lock: Lock, arch: s
     interpreter = pycompile.interpreter(version).lstrip("/")
     owners = {e.package for p, e in tree.entries.items()
               if e.kind == FILE and (p == interpreter or _SHARED_OBJECT.search(p))}
-    return [arch, *sorted(p.sha256 for p in lock.for_arch(arch) if p.name in owners)]
+    built = lock.python_build(arch)
+    return [arch, *sorted(p.sha256 for p in lock.for_arch(arch) if p.name in owners),
+            *([built.tree_sha256] if built else [])]
 
 
 def _compile(tree: assemble.Tree, version: str, lock: Lock, arch: str, epoch: int, cache: Cache,

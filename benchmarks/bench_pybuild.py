@@ -1,0 +1,117 @@
+"""CPython from source: compose's sealed build against the same configure/make run
+straight on the host, side by side, in one run; then the cached rebuild, and the image's
+size beside py313's.
+
+py313-latest is locked afresh into a scratch directory with an empty cache, so that the
+lock downloads its build root and compiles (``first lock``). ``compose build --locked``
+then takes the interpreter from the cache (``cached build``: the image's tree assembled,
+byte-compiled and compressed) and, built once more, reuses the layer too (``rebuild``). The peer unpacks the
+same tarball on the host and runs the same configure, make and make install with the
+host's own compiler, unsealed.
+
+Usage: python benchmarks/bench_pybuild.py [--write docs/performance.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from composer import cpython, lockfile  # noqa: E402
+
+
+def run(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, str]:
+    t = time.perf_counter()
+    r = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+    took = time.perf_counter() - t
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(argv[:5])} ... failed:\n{r.stderr[-3000:]}{r.stdout[-2000:]}")
+    return took, r.stdout
+
+
+def compose(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "composer", *map(str, args)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--write", type=Path)
+    opts = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-pybuild-") as tmp:
+        work = Path(tmp)
+        shutil.copytree(ROOT / "profiles", work / "profiles")
+        env = dict(os.environ, COMPOSE_CACHE_DIR=str(work / "cache"), PYTHONPATH=str(ROOT))
+        first, _ = run(compose("lock", "-q", "--allow-expired", "profiles/py313-latest.toml"),
+                       env, work)
+        cached, out = run(compose("build", "--locked", "--json", "profiles/py313-latest.toml"),
+                          env, work)
+        rebuild, out = run(compose("build", "--locked", "--json", "profiles/py313-latest.toml"),
+                           env, work)
+        _, base = run(compose("lock", "-q", "profiles/py313.toml"), env, work)
+        _, base = run(compose("build", "--locked", "--json", "--arch", "amd64",
+                              "profiles/py313.toml"), env, work)
+        sizes = {name: json.loads(text)["architectures"]["amd64"]
+                 for name, text in (("py313-latest", out), ("py313", base))}
+
+        lk = lockfile.load(work / "locks" / "py313-latest.lock.toml")
+        src = lk.python_source
+        assert src is not None
+        tarball = work / "cache" / "sha256" / src.sha256[:2] / src.sha256
+        if not tarball.exists():
+            tarball = next((work / "cache").rglob(src.sha256))
+        host = work / "host"
+        host.mkdir()
+        subprocess.run(["tar", "xf", str(tarball), "-C", str(host)], check=True)
+        (srcdir,) = host.iterdir()
+        assert lk.profile and lk.python_builds
+        from composer.profile import load
+
+        prof = load(work / "profiles" / "py313-latest.toml")
+        assert prof.python_build is not None and prof.python_version
+        args = cpython.configure_args(prof.python_version, prof.python_build, "amd64")
+        jobs = str(os.cpu_count() or 1)
+        host_env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000")
+        t = time.perf_counter()
+        run(["./configure", *args], host_env, srcdir)
+        run(["make", f"-j{jobs}"], host_env, srcdir)
+        run(["make", "install", f"DESTDIR={host / 'out'}"], host_env, srcdir)
+        peer = time.perf_counter() - t
+
+    cpu = os.cpu_count()
+    text = f"""<!-- bench_pybuild:begin -->
+Measured {time.strftime('%Y-%m-%d')} on {cpu} cores, `benchmarks/bench_pybuild.py`:
+CPython {src.upstream_version} for amd64 (py313-latest).
+
+| step | wall time |
+|---|---|
+| first `compose lock` (empty cache: indexes, {len(lk.build_root('amd64'))} build-root .debs and the tarball downloaded, build root assembled, sealed configure + make + make install) | {first:.0f} s |
+| the same configure + make + make install run straight on the host (its own gcc, no sandbox, source already unpacked) | {peer:.0f} s |
+| `compose build --locked` after it (interpreter from the cache; the image's tree assembled, byte-compiled, compressed) | {cached:.1f} s |
+| `compose build --locked` again (layer reused too) | {rebuild:.2f} s |
+
+| image (amd64) | packages | uncompressed | gzip layer |
+|---|---|---|---|
+| py313 (Debian's CPython 3.13) | {sizes['py313']['packages']} | {sizes['py313']['uncompressed_size'] / 2**20:.1f} MiB | {sizes['py313']['compressed_size'] / 2**20:.1f} MiB |
+| py313-latest (CPython {src.upstream_version} from source) | {sizes['py313-latest']['packages']} | {sizes['py313-latest']['uncompressed_size'] / 2**20:.1f} MiB | {sizes['py313-latest']['compressed_size'] / 2**20:.1f} MiB |
+<!-- bench_pybuild:end -->"""
+    print(text)
+    if opts.write:
+        doc = opts.write.read_text()
+        pattern = re.compile(r"<!-- bench_pybuild:begin -->.*<!-- bench_pybuild:end -->", re.S)
+        doc = pattern.sub(lambda _: text, doc) if pattern.search(doc) else doc + "\n" + text + "\n"
+        opts.write.write_text(doc)
+
+
+if __name__ == "__main__":
+    main()
