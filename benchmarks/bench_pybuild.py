@@ -61,7 +61,7 @@ def main() -> None:
         _, base = run(compose("lock", "-q", "profiles/py313.toml"), env, work)
         _, base = run(compose("build", "--locked", "--json", "--arch", "amd64",
                               "profiles/py313.toml"), env, work)
-        sizes = {name: json.loads(text)["architectures"]["amd64"]
+        sizes = {name: json.JSONDecoder().raw_decode(text)[0]["architectures"]["amd64"]
                  for name, text in (("py313-latest", out), ("py313", base))}
 
         lk = lockfile.load(work / "locks" / "py313-latest.lock.toml")
