@@ -24,7 +24,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -331,7 +331,7 @@ def lock_build(prof: Profile, archive: Any, verified: Sequence[Any], indexes: Se
     """Pin the source and the build roots, and build (or take from the cache) each
     architecture's interpreter to learn what it links."""
     from composer import lockfile, resolve
-    from composer.pipeline.build import wanted_debs
+    from composer.pipeline.build import _Debs, wanted_debs
 
     build = prof.python_build
     version = prof.python_version
@@ -345,7 +345,7 @@ def lock_build(prof: Profile, archive: Any, verified: Sequence[Any], indexes: Se
     linked: dict[str, set[str]] = {}
     for arch in prof.architectures:
         root_pkgs = [p for p in pkgs if p.architecture == arch]
-        files = _Lazy(functools.partial(archive.fetch_debs,
+        files = _Debs(functools.partial(archive.fetch_debs,
                                         wanted_debs(records, root_pkgs, source)))
         got = interpreter(source, version, build, arch, root_pkgs, files, cache,
                           functools.partial(_read, files=files, cache=cache), say, env)
@@ -359,28 +359,6 @@ def _read(pkgs: list[LockedPackage], files: Mapping[str, Path], cache: Cache
     from composer.pipeline.tree import read_debs
 
     return read_debs(pkgs, files, cache, os.cpu_count() or 1)
-
-
-class _Lazy(Mapping[str, Path]):
-    """Verified paths, fetched when first asked for (a cached build asks for none)."""
-
-    def __init__(self, fetch: Callable[[], Mapping[str, Path]]) -> None:
-        self._fetch = fetch
-        self._paths: Mapping[str, Path] | None = None
-
-    def _all(self) -> Mapping[str, Path]:
-        if self._paths is None:
-            self._paths = self._fetch()
-        return self._paths
-
-    def __getitem__(self, sha256: str) -> Path:
-        return self._all()[sha256]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
-
-    def __len__(self) -> int:
-        return len(self._all())
 
 
 def check_closure(prof: Profile, arch: str, packages: Sequence[PackageRecord],
