@@ -3,13 +3,16 @@ straight on the host, side by side, in one run; then the cached rebuild, and the
 size beside py313's.
 
 py313-latest is locked afresh into a scratch directory with an empty cache, so that the
-lock downloads its build root and compiles (``first lock``). ``compose build --locked``
-then takes the interpreter from the cache (``cached build``: the image's tree assembled,
-byte-compiled and compressed) and, built once more, reuses the layer too (``rebuild``). The peer unpacks the
-same tarball on the host and runs the same configure, make and make install with the
-host's own compiler, unsealed.
+lock downloads the indexes, the build root and the tarball, assembles the build root and
+compiles (``first lock``). ``compose build --locked`` then takes the interpreter from the
+cache (the image's .debs fetched, its tree assembled, byte-compiled and compressed) and,
+built once more, reuses the layer too. The peer unpacks the same tarball on the host and
+runs the same configure, make and make install unsealed, with the host's own compiler and
+whatever -dev packages the host has (where one is missing, configure leaves a module out
+or uses CPython's bundled copy: the peer may do a little less work than compose).
 
 Usage: python benchmarks/bench_pybuild.py [--write docs/performance.md]
+(--write replaces the text between the file's bench_pybuild markers)
 """
 
 from __future__ import annotations
@@ -96,8 +99,8 @@ CPython {src.upstream_version} for amd64 (py313-latest).
 | step | wall time |
 |---|---|
 | first `compose lock` (empty cache: indexes, {len(lk.build_root('amd64'))} build-root .debs and the tarball downloaded, build root assembled, sealed configure + make + make install) | {first:.0f} s |
-| the same configure + make + make install run straight on the host (its own gcc, no sandbox, source already unpacked) | {peer:.0f} s |
-| `compose build --locked` after it (interpreter from the cache; the image's tree assembled, byte-compiled, compressed) | {cached:.1f} s |
+| the same configure + make + make install run straight on the host (its own gcc and -dev packages, no sandbox, source already unpacked) | {peer:.0f} s |
+| `compose build --locked` after it (interpreter from the cache; the image's {sizes['py313-latest']['packages']} .debs fetched, its tree assembled, byte-compiled, compressed) | {cached:.1f} s |
 | `compose build --locked` again (layer reused too) | {rebuild:.2f} s |
 
 | image (amd64) | packages | uncompressed | gzip layer |

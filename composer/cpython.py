@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from composer.model import PythonBuild
@@ -50,9 +50,21 @@ HOME = "/build"
 BUILD_USER = ("build", 1000, 1000)
 """The fixed user the build runs as: name, uid, gid."""
 
-INTERPRETER_PACKAGE = "cpython"
-"""The name the built interpreter's files carry in an image (as a package name would),
-and what the lock's runtime libraries name as what requires them."""
+CONFIG_SITE = """\
+# Answers for configure's checks that run a program, so that what it finds does not
+# depend on the kernel or the devices of the machine that builds.
+ac_cv_file__dev_ptmx=yes
+ac_cv_file__dev_ptc=no
+ac_cv_buggy_getaddrinfo=no
+ac_cv_pthread_is_default=yes
+ac_cv_pthread_system_supported=yes
+ac_cv_aligned_required=no
+ac_cv_posix_semaphores_enabled=yes
+ac_cv_broken_sem_getvalue=no
+ac_cv_working_tzset=yes
+ac_cv_computed_gotos=yes
+ac_cv_header_bluetooth_bluetooth_h=no
+"""
 
 
 def supported(arch: str) -> bool:
@@ -100,7 +112,7 @@ def environment(epoch: int) -> dict[str, str]:
         "PATH": "/usr/bin:/bin", "HOME": HOME, "USER": name, "LOGNAME": name,
         "SHELL": "/bin/sh", "TZ": "UTC", "LC_ALL": "C", "LANG": "C",
         "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0",
-        "TMPDIR": "/tmp", "TERM": "dumb",
+        "TMPDIR": "/tmp", "TERM": "dumb", "CONFIG_SITE": f"{HOME}/config.site",
     }
 
 
@@ -147,13 +159,17 @@ class Pinned:
 
 
 def cache_key(source_sha256: str, version: str, build: PythonBuild, arch: str,
-              build_root: Iterable[Pinned], extra: Sequence[str] = ()) -> str:
-    """Every input of a build, hashed: the source (which gives the epoch, too), the build
-    root's exact packages, the options, the architecture and this recipe's version."""
+              build_root: Iterable[Pinned]) -> str:
+    """The inputs of a build, hashed: the source (which gives the epoch, too), the build
+    root's exact packages, the options that reach configure, the architecture, and this
+    recipe: its number, its script and config.site. What compose does around them (the
+    build root's setup, the sandbox, how the result is read) is covered by RECIPE, which
+    a change to any of them bumps. (The number of make jobs is not an input.)"""
     blob = json.dumps({
         "recipe": RECIPE, "source": source_sha256, "version": version,
-        "options": build.inputs(), "arch": arch,
+        "options": [build.readline, build.pgo, build.lto], "arch": arch,
         "root": sorted([p.name, p.version, p.architecture, p.sha256] for p in build_root),
-        "extra": list(extra),
+        "script": script(version, build, arch, 0), "config.site": CONFIG_SITE,
+        "environment": environment(0),
     }, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()

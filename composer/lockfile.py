@@ -40,9 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from composer.debian import sources as sources_fmt
 from composer.errors import LockError
 from composer.model import (
     ARCHIVE_NAME,
+    INTERPRETER,
     PACKAGE_NAME,
     SHA256_HEX,
     Profile,
@@ -52,8 +54,6 @@ from composer.model import (
 )
 from composer.tomllines import TomlLines, decode_error
 
-INTERPRETER = "cpython"
-"""What ``required-by`` names for a library a source-built CPython links."""
 SCHEMA_VERSION = 2
 READS = (1, 2)
 HEADER = (
@@ -130,33 +130,28 @@ class Lock:
     def python_build(self, arch: str) -> BuiltPython | None:
         return next((b for b in self.python_builds if b.architecture == arch), None)
 
+    def shipped(self, arch: str) -> list[LockedPackage]:
+        """What ships for ``arch``: its packages, and a CPython compiled from source as
+        one more, named ``cpython``, at its upstream version, pinned by its tarball."""
+        src = self.python_source
+        if src is None:
+            return self.for_arch(arch)
+        return [*self.for_arch(arch), LockedPackage(
+            INTERPRETER, src.upstream_version, arch, arch, src.archive, src.suite,
+            src.filename, src.size, src.sha256, src.package, src.version, True, ())]
+
 
 def from_resolution(profile: Profile, sources: list[ReleaseRecord], resolutions: list[Resolution],
                     linked: dict[str, set[str]] | None = None) -> Lock:
     """The lock of ``resolutions``; ``linked`` names, per architecture, the packages a
     source-built CPython links: required by ``cpython`` rather than by the profile."""
+    asked = {wanted(i).name for i in profile.include}
     packages: list[LockedPackage] = []
     providers = []
     excluded = []
     for res in resolutions:
-        required: dict[str, set[str]] = {}
-        for e in res.edges:
-            required.setdefault(e.target, set()).add(e.dependent)
         by_build = (linked or {}).get(res.architecture, set())
-        for name in by_build:
-            required.setdefault(name, set()).add(INTERPRETER)
-        asked = {wanted(i).name for i in profile.include}
-        roots = {r for r in res.roots if r not in by_build or r in asked}
-        for rec in res.packages:
-            src = sources[rec.origin]
-            packages.append(LockedPackage(
-                name=rec.name, version=rec.version, architecture=res.architecture,
-                deb_architecture=rec.architecture, archive=src.archive, suite=src.suite,
-                filename=rec.filename, size=rec.size, sha256=rec.sha256, source=rec.source,
-                source_version=rec.source_version,
-                root=rec.name in roots,
-                required_by=tuple(sorted(required.get(rec.name, ()))),
-            ))
+        packages += _locked(res, sources, by_build, asked)
         providers += [(res.architecture, v, p, w) for v, p, w in res.choices]
         excluded += [(res.architecture, n, w) for n, w in res.excluded]
     packages.sort(key=lambda p: (p.architecture, p.name))
@@ -170,20 +165,31 @@ def from_resolution(profile: Profile, sources: list[ReleaseRecord], resolutions:
 def build_packages(sources: list[ReleaseRecord], resolutions: list[Resolution]
                    ) -> tuple[LockedPackage, ...]:
     """A build root's packages (per architecture), as the lock pins them."""
-    out = []
-    for res in resolutions:
-        required: dict[str, set[str]] = {}
-        for e in res.edges:
-            required.setdefault(e.target, set()).add(e.dependent)
-        for rec in res.packages:
-            src = sources[rec.origin]
-            out.append(LockedPackage(
-                name=rec.name, version=rec.version, architecture=res.architecture,
-                deb_architecture=rec.architecture, archive=src.archive, suite=src.suite,
-                filename=rec.filename, size=rec.size, sha256=rec.sha256, source=rec.source,
-                source_version=rec.source_version, root=rec.name in res.roots,
-                required_by=tuple(sorted(required.get(rec.name, ())))))
+    out = [p for res in resolutions for p in _locked(res, sources)]
     return tuple(sorted(out, key=lambda p: (p.architecture, p.name)))
+
+
+def _locked(res: Resolution, sources: list[ReleaseRecord], by_build: set[str] | frozenset[str] = frozenset(),
+            asked: set[str] | frozenset[str] = frozenset()) -> list[LockedPackage]:
+    """One resolution's packages as pinned. A root that is there only because the built
+    interpreter links it (``by_build``, not ``asked`` for) is no root: ``cpython``
+    requires it."""
+    required: dict[str, set[str]] = {}
+    for e in res.edges:
+        required.setdefault(e.target, set()).add(e.dependent)
+    for name in by_build:
+        required.setdefault(name, set()).add(INTERPRETER)
+    roots = {r for r in res.roots if r not in by_build or r in asked}
+    out = []
+    for rec in res.packages:
+        src = sources[rec.origin]
+        out.append(LockedPackage(
+            name=rec.name, version=rec.version, architecture=res.architecture,
+            deb_architecture=rec.architecture, archive=src.archive, suite=src.suite,
+            filename=rec.filename, size=rec.size, sha256=rec.sha256, source=rec.source,
+            source_version=rec.source_version, root=rec.name in roots,
+            required_by=tuple(sorted(required.get(rec.name, ())))))
+    return out
 
 
 def _package_data(p: LockedPackage) -> dict[str, Any]:
@@ -349,6 +355,11 @@ def _python(r: _Reader, data: dict[str, Any], sources: list[ReleaseRecord]
         recipe=r.get(t, "recipe", int, w, what))
     _pinned(r, w, what, src.archive, src.filename, src.size, src.sha256, sources, src.suite,
             "")
+    directory, _, name = src.filename.rpartition("/")
+    if not (sources_fmt.DIRECTORY.fullmatch(directory) and sources_fmt.FILE_NAME.fullmatch(name)
+            and name.rpartition(".orig.tar.")[2] in sources_fmt.TARBALL_COMPRESSIONS):
+        raise r.fail((*w, "filename"), f"{what}: {src.filename!r} is not the archive path of "
+                     "an upstream tarball (pool/.../NAME_VERSION.orig.tar.xz)")
     if not PACKAGE_NAME.fullmatch(src.package):
         raise r.fail((*w, "package"), f"{src.package!r} is not a Debian package name")
     builds = []
@@ -400,6 +411,13 @@ def loads(text: str, path: Path) -> Lock:
     python_source, build_packages, builds = _python(r, data, sources)
     if ver == 1 and python_source is not None:
         raise r.fail(("python-source",), "a version 1 lock has no [python-source]")
+    architectures = tuple(r.get(data, "architectures", list, ()))
+    if python_source is not None:
+        built = sorted(b.architecture for b in builds)
+        if built != sorted(architectures):
+            raise r.fail(("python-build",), "[[python-build]] is for "
+                         f"{', '.join(built) or 'no architecture'}, the lock for "
+                         f"{', '.join(architectures)}")
     providers = []
     for w, t in r.tables(data, "provider"):
         providers.append((r.get(t, "architecture", str, w), r.get(t, "virtual", str, w),
@@ -410,7 +428,7 @@ def loads(text: str, path: Path) -> Lock:
                          tuple(r.get(t, "wanted-by", list, w))))
     return Lock(
         profile=r.get(data, "profile", str, ()), fingerprint=r.get(data, "fingerprint", str, ()),
-        architectures=tuple(r.get(data, "architectures", list, ())), sources=tuple(sources),
+        architectures=architectures, sources=tuple(sources),
         packages=tuple(packages), providers=tuple(providers), excluded=tuple(excluded),
         version=ver, python_source=python_source, build_packages=tuple(build_packages),
         python_builds=tuple(builds),
@@ -440,14 +458,15 @@ class Change:
 
 
 def diff(old: Lock, new: Lock) -> list[Change]:
-    """What changed from ``old`` to ``new``, per architecture, sorted; a package whose
-    version is the same is not listed (even if it now comes from another suite)."""
+    """What changed from ``old`` to ``new``, per architecture, sorted (a CPython built
+    from source as the package ``cpython``); a package whose version is the same is not
+    listed (even if it now comes from another suite)."""
     from composer.debian.version import compare
 
     out = []
     for arch in sorted(set(old.architectures) | set(new.architectures)):
-        a = {p.name: p for p in old.for_arch(arch)}
-        b = {p.name: p for p in new.for_arch(arch)}
+        a = {p.name: p for p in old.shipped(arch)}
+        b = {p.name: p for p in new.shipped(arch)}
         for name in sorted(a.keys() | b.keys()):
             pa, pb = a.get(name), b.get(name)
             if pa and pb and pa.version == pb.version:

@@ -26,6 +26,10 @@ def wanted(item: str) -> Relation:
     return Relation(m.group(1), m.group(2), m.group(3))
 
 
+INTERPRETER = "cpython"
+"""The package name a CPython compiled from source goes by: its files in an image and
+what the lock's ``required-by`` names for the libraries it links."""
+
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 """A sha256 as lower-case hex, as Release, Packages and locks write it."""
 

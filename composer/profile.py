@@ -343,7 +343,7 @@ def parse(text: str, path: Path) -> Profile:
                 raise ck.fail(("python", "version"), f"{python_version!r} is not a Python version",
                               'write it as "3.13"')
 
-    python_build = _python_build(ck, py or {}, python_version, sources, include, names)
+    python_build = _python_build(ck, py or {}, python_version, sources, include)
     py_compile = ck.typed((py or {}).get("compile", True), bool, ("python", "compile"), "true or false")
     py_trim = ck.typed((py or {}).get("trim", True), bool, ("python", "trim"), "true or false")
     image = _image(ck, data.get("image", {}))
@@ -378,8 +378,7 @@ def parse(text: str, path: Path) -> Profile:
 
 
 def _python_build(ck: _Checker, py: dict[str, Any], version: str | None,
-                  sources: list[SourceSpec], include: tuple[str, ...], names: list[str]
-                  ) -> PythonBuild | None:
+                  sources: list[SourceSpec], include: tuple[str, ...]) -> PythonBuild | None:
     build = ck.typed(py.get("build", "debian"), str, ("python", "build"), '"debian" or "source"')
     if build not in ("debian", "source"):
         raise ck.fail(("python", "build"), f"unknown build {build!r}",
@@ -408,6 +407,7 @@ def _python_build(ck: _Checker, py: dict[str, Any], version: str | None,
                       "only sources from it)")
     flags = {k: ck.typed(py.get(k, k == "readline"), bool, ("python", k), "true or false")
              for k in ("readline", "pgo", "lto")}
+    names = [wanted(i).name for i in include]
     debian = [n for n in names if DEBIAN_PYTHON.fullmatch(n)]
     if debian:
         raise ck.fail(("packages", "include"),

@@ -562,6 +562,14 @@ class _Stanza:
         return _render(self.fields)
 
 
+def _index_order(a: PackageRecord | SourceRecord, b: PackageRecord | SourceRecord) -> int:
+    """An index's order: by name, then version, then architecture (binaries only)."""
+    if a.name != b.name:
+        return -1 if a.name < b.name else 1
+    arch_a, arch_b = getattr(a, "architecture", ""), getattr(b, "architecture", "")
+    return compare_versions(a.version, b.version) or (arch_a > arch_b) - (arch_a < arch_b)
+
+
 @dataclass(frozen=True)
 class PackageRecord(_Stanza):
     """A package added to a suite of a :class:`FakeArchive`, as its Packages stanza shows it."""
@@ -636,6 +644,15 @@ class FakeArchive:
     def path(self, relative: str) -> Path:
         """The on-disk path of *relative* (e.g. ``"dists/trixie/InRelease"``) in the archive."""
         return self.directory / relative
+
+    def _write_pool(self, relative: str, data: bytes) -> Path:
+        """Write a pool file; the same path may be written again only with the same bytes."""
+        path = self.path(relative)
+        if path.exists() and path.read_bytes() != data:
+            raise ValueError(f"{relative} already exists with different content")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
 
     def packages(self, suite: str | None = None) -> list[PackageRecord]:
         """Packages added so far (in *suite* only, if given)."""
@@ -757,11 +774,7 @@ class FakeArchive:
             f"pool/{component}/{_pool_prefix(source_name)}/{source_name}/"
             f"{name}_{upstream_version}_{architecture}.deb"
         )
-        deb_path = self.path(filename)
-        if deb_path.exists() and deb_path.read_bytes() != deb:
-            raise ValueError(f"{filename} already exists with different content")
-        deb_path.parent.mkdir(parents=True, exist_ok=True)
-        deb_path.write_bytes(deb)
+        deb_path = self._write_pool(filename, deb)
 
         md5 = hashlib.md5(deb).hexdigest()
         sha256 = hashlib.sha256(deb).hexdigest()
@@ -816,12 +829,7 @@ class FakeArchive:
         pool_dir = _clean_member_path(directory or f"pool/{component}/{_pool_prefix(name)}/{name}")
         paths = []
         for file_name, data in files.items():
-            path = self.path(f"{pool_dir}/{file_name}")
-            if path.exists() and path.read_bytes() != data:
-                raise ValueError(f"{pool_dir}/{file_name} already exists with different content")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-            paths.append(path)
+            paths.append(self._write_pool(f"{pool_dir}/{file_name}", data))
 
         def checksums(algorithm: Callable[[bytes], Any]) -> str:
             return "".join(
@@ -897,26 +905,13 @@ class FakeArchive:
             and p.architecture in (architecture, "all")
         ]
 
-        def order(a: PackageRecord, b: PackageRecord) -> int:
-            if a.name != b.name:
-                return -1 if a.name < b.name else 1
-            return compare_versions(a.version, b.version) or (a.architecture > b.architecture) - (
-                a.architecture < b.architecture
-            )
-
-        chosen.sort(key=functools.cmp_to_key(order))
+        chosen.sort(key=functools.cmp_to_key(_index_order))
         return "\n".join(p.stanza for p in chosen).encode()
 
     def sources_index(self, suite: str, component: str) -> bytes:
         """The uncompressed ``Sources`` file for one component, sorted by name, then version."""
         chosen = [s for s in self._sources if s.suite == suite and s.component == component]
-
-        def order(a: SourceRecord, b: SourceRecord) -> int:
-            if a.name != b.name:
-                return -1 if a.name < b.name else 1
-            return compare_versions(a.version, b.version)
-
-        chosen.sort(key=functools.cmp_to_key(order))
+        chosen.sort(key=functools.cmp_to_key(_index_order))
         return "\n".join(s.stanza for s in chosen).encode()
 
     def publish(

@@ -558,3 +558,57 @@ def test_only_some_paths_of_a_package() -> None:
     assert "not a Debian package name" in e.message
     e = fails(edit('exclude = ["debconf"]', 'exclude = ["debconf"]\nonly = { libc-bin = "x" }'))
     assert "packages.only.libc-bin" in str(e)
+
+
+# -- CPython built from source ---------------------------------------------------------
+
+SOURCE_BUILD = BASE + 'build = "source"\nsource-suite = "trixie-security"\n'
+
+
+def test_a_source_build_names_its_suite_and_options() -> None:
+    p = parse(SOURCE_BUILD + "readline = false\nlto = true\n", WHERE)
+    assert p.python_build is not None
+    assert (p.python_build.source_suite, p.python_build.readline, p.python_build.pgo,
+            p.python_build.lto) == ("trixie-security", False, False, True)
+    # the options are lock inputs: changing one makes the lock stale
+    assert p.fingerprint() != parse(SOURCE_BUILD, WHERE).fingerprint()
+    assert parse(BASE, WHERE).python_build is None
+
+
+@pytest.mark.parametrize(("text", "message", "hint"), [
+    (BASE + 'build = "source"\n', r"t\.toml:20: python: build = \"source\" needs source-suite",
+     r"source-suite = \"forky\""),
+    (BASE + 'build = "source"\nsource-suite = "forky"\n',
+     r"t\.toml:23: python\.source-suite: no \[\[source\]\] has suite 'forky'",
+     r'add \[\[source\]\] with suite = "forky" \(and binaries = false'),
+    (BASE + 'build = "compiled"\n', r"python\.build: unknown build 'compiled'", r'"source"'),
+    (BASE + "readline = false\n", r"t\.toml:22: python\.readline: only for build = \"source\"",
+     r'add build = "source"'),
+    (edit('include = ["libc6", "tzdata"]', 'include = ["libc6", "python3.13-minimal"]',
+          SOURCE_BUILD),
+     r"packages\.include: python3\.13-minimal: Debian's CPython, which a source build "
+     r"replaces", r'include = \{ remove = \["python3\.13-minimal"\] \}'),
+    (edit('include = ["libc6", "tzdata"]', 'include = ["libc6", "libreadline8t64"]',
+          SOURCE_BUILD) + "readline = false\n",
+     r"libreadline8t64 is GPL-3 line editing", r"or set readline = true"),
+    (edit('suite = "trixie"\n', 'suite = "trixie"\nbinaries = false\n',
+          edit('suite = "trixie-security"\n', 'suite = "trixie-security"\nbinaries = false\n')),
+     r"every \[\[source\]\] has binaries = false", r"only on a suite read for its sources"),
+])
+def test_source_build_mistakes(text: str, message: str, hint: str) -> None:
+    err = fails(text)
+    assert re.search(message, err.message), err.message
+    assert err.hint and re.search(hint, err.hint), err.hint
+
+
+def test_the_documented_source_build_profile_loads(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "python-source.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "profiles").mkdir()
+    shutil.copy(ROOT / "profiles" / "py313.toml", tmp_path / "profiles" / "py313.toml")
+    (tmp_path / "profiles" / "py313-lean.toml").write_text(example)
+    p = load(tmp_path / "profiles" / "py313-lean.toml")
+    assert p.python_build is not None and p.python_build.source_suite == "forky"
+    assert not p.python_build.readline and p.architectures == ("amd64",)
+    assert [s.suite for s in p.sources if not s.binaries] == ["forky"]
+    assert not {"python3.13-minimal", "libreadline8t64"} & set(p.include)

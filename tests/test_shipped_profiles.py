@@ -165,4 +165,6 @@ def test_source_built_profiles_replace_debians_cpython(name: str) -> None:
             assert "cpython" in names[package].required_by
             assert names[package].version == root[package]
         assert {"gcc", "make", "libc6-dev", "libssl-dev"} <= set(root)
+        # the build root comes from the base's suites, as the image does
+        assert {p.suite for p in lk.build_root(arch)} <= {s.suite for s in b.sources}
         assert not {"gcc", "make", "libc6-dev"} & set(names)

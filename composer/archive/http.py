@@ -36,16 +36,22 @@ RETRY_STATUS = (408, 429)
 
 def timeout_from(env: Mapping[str, str]) -> float:
     """``COMPOSE_HTTP_TIMEOUT`` in seconds, or the default."""
-    raw = env.get("COMPOSE_HTTP_TIMEOUT", "")
+    return seconds_from(env, "COMPOSE_HTTP_TIMEOUT", TIMEOUT, 3600)
+
+
+def seconds_from(env: Mapping[str, str], name: str, default: float, most: float) -> float:
+    """The environment variable ``name`` as a number of seconds (at most ``most``), or
+    ``default`` when it is unset; ConfigError when it is not such a number."""
+    raw = env.get(name, "")
     if not raw:
-        return TIMEOUT
+        return default
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if not 0 < value <= 3600:
-        raise ConfigError(f"COMPOSE_HTTP_TIMEOUT={raw!r} is not a number of seconds",
-                          "give a number between 0 and 3600, like 30")
+    if not 0 < value <= most:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds",
+                          f"give a number between 0 and {most:.0f}, like {default:.0f}")
     return value
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bz2
 import contextlib
-import dataclasses
 import hashlib
 import json
 import lzma
@@ -260,7 +259,7 @@ def source_package(http: Http, cache: Cache, src: VerifiedSource, name: str,
             cache.write_derived(digest, key, sources.dumps(records))
         else:
             records = sources.loads(remembered)
-        found += [dataclasses.replace(r, component=component) for r in records]
+        found += records
     return found
 
 

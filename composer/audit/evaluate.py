@@ -100,6 +100,23 @@ def licences(entries: Mapping[str, Entry], name: str, files: Sequence[ShippedFil
                            result.uses, path, result.notes, result.possible)
 
 
+def linker_inputs(entries: Mapping[str, Entry]
+                  ) -> tuple[dict[str, bytes], dict[str, str], dict[str, str]]:
+    """What ``linkage`` reads of a tree: its ELF files' bytes, its symlinks, and the
+    package of every path."""
+    files: dict[str, bytes] = {}
+    symlinks: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for path, e in entries.items():
+        if e.kind in (FILE, HARDLINK) and _content(entries, e)[:4] == ELF_MAGIC:
+            files[path] = _content(entries, e)
+        elif e.kind == SYMLINK:
+            symlinks[path] = e.target
+        if e.kind != DIR:
+            owner[path] = e.package
+    return files, symlinks, owner
+
+
 def evaluate(profile: str, arch: str, digest: str, epoch: int,
              packages: Sequence[Locked], entries: Mapping[str, Entry],
              cache: Sequence[tuple[str, str]], default_dirs: Sequence[str],
@@ -107,16 +124,7 @@ def evaluate(profile: str, arch: str, digest: str, epoch: int,
              why: Callable[[str], tuple[tuple[str, ...], ...]],
              sources: Sequence[tuple[str, str, str]] = ()) -> AuditReport:
     by_package = shipped_files(entries)
-    files_by_path = {}
-    symlinks = {}
-    owner = {}
-    for path, e in entries.items():
-        if e.kind in (FILE, HARDLINK) and _content(entries, e)[:4] == ELF_MAGIC:
-            files_by_path[path] = _content(entries, e)
-        elif e.kind == SYMLINK:
-            symlinks[path] = e.target
-        if e.kind != DIR:
-            owner[path] = e.package
+    files_by_path, symlinks, owner = linker_inputs(entries)
     audited = []
     for p in sorted(packages, key=lambda p: p.name):
         files = tuple(by_package.get(p.name, ()))

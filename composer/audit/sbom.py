@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from composer import __version__
 from composer.audit.report import AuditedPackage, AuditReport, ShippedFile
+from composer.model import INTERPRETER
 
 Json = dict[str, Any]
 
@@ -139,6 +140,16 @@ def deb_purl(p: AuditedPackage) -> str:
     """
     return (f"pkg:deb/debian/{quote(p.name.lower(), safe='')}@{quote(p.version, safe='')}"
             f"?arch={quote(p.architecture, safe='')}")
+
+
+def package_purl(p: AuditedPackage) -> str:
+    """The Debian purl of a .deb; for a CPython compiled from source (no .deb), a
+    generic purl with its upstream version and the sha256 of the tarball it was built
+    from."""
+    if p.name == INTERPRETER:
+        return (f"pkg:generic/cpython@{quote(p.version, safe='')}"
+                f"?checksum=sha256:{p.deb_sha256}")
+    return deb_purl(p)
 
 
 def oci_purl(name: str, image_digest: str) -> str:
@@ -347,7 +358,7 @@ def spdx_json(reports: Sequence[AuditReport], name: str, image_digest: str) -> b
                 "filesAnalyzed": listed,
                 "checksums": [{"algorithm": "SHA256", "checksumValue": p.deb_sha256}],
                 "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER",
-                                  "referenceType": "purl", "referenceLocator": deb_purl(p)}],
+                                  "referenceType": "purl", "referenceLocator": package_purl(p)}],
                 "licenseDeclared": lic.expression or "NOASSERTION",
                 "licenseConcluded": "NOASSERTION",
                 "copyrightText": "NOASSERTION",
@@ -496,7 +507,7 @@ def cyclonedx_json(reports: Sequence[AuditReport], name: str, image_digest: str)
                 "supplier": {"name": "Debian"},
                 "name": p.name,
                 "version": p.version,
-                "purl": deb_purl(p),
+                "purl": package_purl(p),
                 "hashes": [{"alg": "SHA-256", "content": p.deb_sha256}],
                 "properties": _props(props),
             }

@@ -39,7 +39,8 @@ from composer.debian import deb822
 from composer.errors import FormatError
 from composer.model import DIR, FILE, HARDLINK, SYMLINK
 
-__all__ = ["DIR", "FILE", "HARDLINK", "SYMLINK", "Deb", "Member", "read", "repack"]
+__all__ = ["DIR", "FILE", "HARDLINK", "SYMLINK", "Deb", "Member", "read", "read_tarball",
+           "repack"]
 
 DEFAULT_MAX_SIZE = 4 << 30
 """Uncompressed bytes (control.tar plus data.tar) one package may expand to."""
@@ -151,6 +152,14 @@ _AR_MAGIC = b"!<arch>\n"
 _AR_HEADER = struct.Struct("16s12s6s6s8s10s2s")
 _CONTROL_NAMES = frozenset(f"control.tar{s}" for s in ("", ".gz", ".xz", ".zst"))
 _DATA_NAMES = frozenset(f"data.tar{s}" for s in ("", ".gz", ".xz", ".zst", ".bz2", ".lzma"))
+
+
+def read_tarball(data: bytes, name: str, where: str, max_size: int = DEFAULT_MAX_SIZE
+                 ) -> list[Member]:
+    """The members of a tar file named ``name`` (``.tar``, ``.tar.xz``, ``.tar.gz``,
+    ``.tar.bz2``, ``.tar.zst``: its compression by its suffix), checked as strictly as a
+    package's data.tar: no absolute path, no ``..``, no device, no link out of it."""
+    return _read_tar(_decompress(name, memoryview(data), max_size, max_size, where), where)
 
 
 def _ar_parts(data: bytes, where: str) -> tuple[str, memoryview, str, memoryview]:

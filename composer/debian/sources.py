@@ -17,9 +17,10 @@ from composer.debian.deb822 import parse_one
 from composer.errors import FormatError
 from composer.model import PACKAGE_NAME, SHA256_HEX
 
-_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9+.~_-]*")
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9+.~_-]*")
 """A file of a source package: a plain name, never a path."""
-_DIRECTORY = re.compile(r"pool/[A-Za-z0-9+._-]+(/[A-Za-z0-9+._-]+)+")
+DIRECTORY = re.compile(r"pool/[A-Za-z0-9+._-]+(/[A-Za-z0-9+._-]+)+")
+TARBALL_COMPRESSIONS = ("xz", "gz", "bz2", "zst")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,6 @@ class SourceRecord:
     directory: str
     """Archive-relative: ``pool/main/p/python3.14``."""
     files: tuple[SourceFile, ...]
-    component: str = ""
 
     def path(self, f: SourceFile) -> str:
         return f"{self.directory}/{f.name}"
@@ -47,7 +47,7 @@ class SourceRecord:
         """The ``.orig.tar.*`` (the upstream release, for a ``3.0 (quilt)`` package)."""
         prefix = f"{self.name}_{self.upstream_version()}.orig.tar."
         found = [f for f in self.files if f.name.startswith(prefix)
-                 and f.name[len(prefix):] in ("xz", "gz", "bz2", "zst")]
+                 and f.name[len(prefix):] in TARBALL_COMPRESSIONS]
         return found[0] if len(found) == 1 else None
 
     def upstream_version(self) -> str:
@@ -89,7 +89,7 @@ def _record(fields: dict[str, str], where: str) -> SourceRecord:
         raise FormatError(f"{where}: {name!r} is not a package name")
     version = need("Version")
     directory = need("Directory")
-    if not _DIRECTORY.fullmatch(directory) or ".." in directory.split("/"):
+    if not DIRECTORY.fullmatch(directory) or ".." in directory.split("/"):
         raise FormatError(f"{where}: Directory {directory!r} is not a pool path")
     files = []
     for line in need("Checksums-Sha256").splitlines():
@@ -99,7 +99,7 @@ def _record(fields: dict[str, str], where: str) -> SourceRecord:
         if len(parts) != 3 or not SHA256_HEX.fullmatch(parts[0]) or not parts[1].isdigit():
             raise FormatError(f"{where}: Checksums-Sha256 line {line.strip()!r} is not "
                               "'sha256 size name'")
-        if not _FILE_NAME.fullmatch(parts[2]):
+        if not FILE_NAME.fullmatch(parts[2]):
             raise FormatError(f"{where}: {parts[2]!r} is not a file name")
         files.append(SourceFile(parts[2], int(parts[1]), parts[0]))
     return SourceRecord(name, version, directory, tuple(files))

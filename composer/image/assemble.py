@@ -204,7 +204,7 @@ def glob(pattern: str) -> re.Pattern[str]:
     return re.compile(out + tail + r"\Z")
 
 
-def _any(patterns: Iterable[str]) -> re.Pattern[str] | None:
+def glob_any(patterns: Iterable[str]) -> re.Pattern[str] | None:
     """One regular expression matching a path when any of the globs does."""
     parts = [glob(p).pattern for p in patterns]
     return re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
@@ -213,10 +213,10 @@ def _any(patterns: Iterable[str]) -> re.Pattern[str] | None:
 def strip(tree: Tree, patterns: Iterable[str], keep: Iterable[str] = ()) -> list[str]:
     """Remove what matches ``patterns`` (files, links, and directories left empty), never
     what matches ``keep`` or a package's copyright. Returns the removed paths, sorted."""
-    drop = _any(patterns)
+    drop = glob_any(patterns)
     if drop is None:
         return []
-    hold = _any((*KEEP_ALWAYS, *keep))
+    hold = glob_any((*KEEP_ALWAYS, *keep))
     assert hold is not None
     return _remove(tree, lambda path: bool(drop.match(path)) and not hold.match(path))
 
@@ -225,8 +225,8 @@ def only(tree: Tree, selections: Mapping[str, Sequence[str]]) -> list[str]:
     """Of each package named, keep only the paths that match its globs (and its
     copyright), as distroless takes just the C.utf8 locale out of libc-bin; directories
     it owns that are left empty go too. Returns the removed paths, sorted."""
-    rules = {name: _any(globs) for name, globs in selections.items()}
-    hold = _any(KEEP_ALWAYS)
+    rules = {name: glob_any(globs) for name, globs in selections.items()}
+    hold = glob_any(KEEP_ALWAYS)
     assert hold is not None
 
     def dropped(path: str) -> bool:
@@ -249,7 +249,7 @@ def drop_special_bits(tree: Tree, allowed: Iterable[str] = ()) -> list[str]:
     profile says so for that path. (A directory's setgid bit only passes its group on to
     new files, and stays; a hard link has the mode of its file.) Returns the paths
     changed, sorted."""
-    keep = _any(allowed)
+    keep = glob_any(allowed)
     changed = []
     for path, e in tree.entries.items():
         if e.kind == FILE and e.mode & SPECIAL_BITS and not (keep and keep.match(path)):

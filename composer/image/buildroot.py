@@ -31,25 +31,24 @@ NEEDED = ("usr/bin/sh", "usr/bin/cc", "usr/bin/make", "usr/bin/awk")
 """What a build root cannot do without."""
 
 
-def assemble_root(debs: Iterable[tuple[str, Deb]], arch: str, epoch: int,
-                  user: tuple[str, int, int]) -> assemble.Tree:
-    """The build root's tree: the packages, then the native setup."""
-    tree = assemble.merged_usr(arch, epoch)
+def assemble_root(debs: Iterable[tuple[str, Deb]], arch: str, user: tuple[str, int, int]
+                  ) -> assemble.Tree:
+    """The build root's tree: the packages, then the native setup. (Times are not
+    kept: a build root is written to disk as files, never as an archive.)"""
+    tree = assemble.merged_usr(arch, 0)
     assemble.merge(tree, debs)
-    setup(tree, arch, epoch, user)
+    setup(tree, arch, user)
     return tree
 
 
-def setup(tree: assemble.Tree, arch: str, epoch: int, user: tuple[str, int, int]) -> list[str]:
-    """What the maintainer scripts would have done, for a toolchain; the paths made."""
-    made = []
+def setup(tree: assemble.Tree, arch: str, user: tuple[str, int, int]) -> None:
+    """What the maintainer scripts would have done, for a toolchain."""
     for link, candidates in ALTERNATIVES:
         if tree.lookup(link) is not None:
             continue
         for name in candidates:
             if tree.lookup(f"usr/bin/{name}") is not None:
-                tree.put(Entry(link, SYMLINK, 0o777, target=name, mtime=epoch))
-                made.append(link)
+                tree.put(Entry(link, SYMLINK, 0o777, target=name))
                 break
     missing = [p for p in NEEDED if tree.lookup(p) is None]
     if missing:
@@ -62,12 +61,9 @@ def setup(tree: assemble.Tree, arch: str, epoch: int, user: tuple[str, int, int]
         "etc/group": f"root:x:0:\n{name}:x:{gid}:\nnogroup:x:65534:\n",
     }
     for path, text in accounts.items():
-        tree.put(Entry(path, FILE, 0o644, data=text.encode(), mtime=epoch))
-        made.append(path)
+        tree.put(Entry(path, FILE, 0o644, data=text.encode()))
     for d, mode in (("tmp", 0o1777), ("build", 0o755), ("root", 0o700)):
-        tree.put(Entry(d, DIR, mode, mtime=epoch))
+        tree.put(Entry(d, DIR, mode))
     cache = ldcache.build(tree.entries, arch)
     if cache is not None:
-        tree.put(Entry("etc/ld.so.cache", FILE, 0o644, data=cache, mtime=epoch))
-        made.append("etc/ld.so.cache")
-    return made
+        tree.put(Entry("etc/ld.so.cache", FILE, 0o644, data=cache))

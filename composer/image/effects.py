@@ -15,7 +15,7 @@ from composer.debian.deb import Deb
 from composer.errors import ComposeError
 from composer.image.assemble import Tree
 from composer.image.tree import DIR, FILE, SYMLINK, Entry
-from composer.model import UserSpec, follow
+from composer.model import INTERPRETER, UserSpec, follow
 
 NSSWITCH = """\
 passwd:         files
@@ -242,9 +242,9 @@ def busybox_applets(tree: Tree, binary: str, listing: bytes, mtime: int) -> list
 def built_copyright(tree: Tree, source: Any, python_version: str, mtime: int) -> str:
     """The machine-readable copyright file of a CPython compiled from source, where a
     package's would be (``/usr/share/doc/cpython/copyright``): upstream's licence (the
-    PSF License Agreement; its full text, with the notices of what CPython bundles, is
-    ``LICENSE.txt`` beside the standard library)."""
-    path = "usr/share/doc/cpython/copyright"
+    PSF License Agreement, whose whole text, with the notices of what CPython bundles,
+    ``LICENSE.txt`` beside the standard library holds and this file repeats)."""
+    path = f"usr/share/doc/{INTERPRETER}/copyright"
     licence = tree.entries.get(f"usr/lib/python{python_version}/LICENSE.txt")
     body = licence.data.decode("utf-8", "replace") if licence is not None else ""
     text = (
@@ -253,12 +253,11 @@ def built_copyright(tree: Tree, source: Any, python_version: str, mtime: int) ->
         f"Source: {source.filename} (sha256 {source.sha256}), upstream's release "
         f"{source.upstream_version} as the Debian source package {source.package} "
         f"{source.version} carries it; Debian's patches: {source.patches}\n"
-        f"Comment: compiled from source by compose; the full licence text is "
-        f"/usr/lib/python{python_version}/LICENSE.txt\n\n"
+        "Comment: compiled from source by compose; the licence text below is upstream's "
+        f"LICENSE.txt (/usr/lib/python{python_version}/LICENSE.txt)\n\n"
         "Files: *\n"
         "Copyright: Python Software Foundation and others\n"
         "License: PSF-2.0\n"
-        + "".join(f" {line}\n" if line.strip() else " .\n"
-                  for line in body.splitlines()[:400]))
-    tree.put(Entry(path, FILE, 0o644, data=text.encode(), mtime=mtime, package="cpython"))
+        + "".join(f" {line}\n" if line.strip() else " .\n" for line in body.splitlines()))
+    tree.put(Entry(path, FILE, 0o644, data=text.encode(), mtime=mtime, package=INTERPRETER))
     return path

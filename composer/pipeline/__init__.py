@@ -143,6 +143,13 @@ def check(prof: Profile, path: Path) -> Lock:
     if current.fingerprint != prof.fingerprint():
         raise StaleLock(f"{path}: stale: profile {prof.path} has changed since it was locked",
                         f"run `compose lock {prof.path}`")
+    if current.python_source is not None:
+        from composer import cpython
+
+        if current.python_source.recipe != cpython.RECIPE:
+            raise StaleLock(f"{path}: stale: its CPython was built with recipe "
+                            f"{current.python_source.recipe}, this compose builds with recipe "
+                            f"{cpython.RECIPE}", f"run `compose lock {prof.path}`")
     return current
 
 
@@ -169,7 +176,7 @@ def lock_graph(lk: Lock, arch: str) -> Any:
     g = nx.DiGraph()
     g.add_node(ROOT_NODE)
     via = {(a, p): v for a, v, p, _ in lk.providers if a == arch}
-    for p in lk.for_arch(arch):
+    for p in lk.shipped(arch):  # a CPython built from source as a root, ``cpython``
         g.add_node(p.name, version=p.version, excluded=False)
         if p.root:
             g.add_edge(ROOT_NODE, p.name)

@@ -24,6 +24,7 @@ from composer.pipeline.build import (
     _run_program,
     arch_image,
     image_digest,
+    interpreter,
     prepare,
 )
 from composer.pipeline.tree import BuiltTree, assemble_tree, read_debs
@@ -49,7 +50,7 @@ def evaluate_tree(prof: Profile, lk: Lock, arch: str, built: BuiltTree, digest: 
              for e in (ldcache.parse(shipped.data)[0] if shipped is not None else [])
              if e.hwcaps is None]
     sources = tuple((s.archive, s.suite, s.release_sha256) for s in lk.sources)
-    return evaluate(prof.name, arch, digest, epoch, lk.for_arch(arch), entries, cache,
+    return evaluate(prof.name, arch, digest, epoch, lk.shipped(arch), entries, cache,
                     default_dirs, prof.policy_deny, prof.policy_allow,
                     _why(lk, arch), sources)
 
@@ -84,8 +85,9 @@ def gate_lock(prof: Profile, lk: Lock, opts: BuildOptions) -> None:
     prep = prepare(quick, Path("(new lock)"), opts, lock=lk)
     for arch in prep.archs:
         debs = read_debs(lk.for_arch(arch), prep.paths, prep.cache, opts.workers)
+        interp = interpreter(prof, lk, arch, prep.cache, opts) if lk.python_source else None
         built = assemble_tree(quick, lk, arch, debs, prep.epoch, prep.cache, _run_program,
-                              opts.workers)
+                              opts.workers, interpreter=interp)
         enforce(evaluate_tree(quick, lk, arch, built, "", prep.epoch))
 
 

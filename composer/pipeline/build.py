@@ -219,8 +219,10 @@ def _memo_key(prof: Profile, lk: Lock, arch: str, epoch: int, method: str) -> st
         "compressor": _compressor(method),
     }
     built = lk.python_build(arch)
-    if built is not None:  # a CPython compiled from source: its files, and their recipe
-        inputs |= {"cpython": [built.tree_sha256, lk.python_source and lk.python_source.recipe]}
+    if built is not None and lk.python_source is not None:
+        # A CPython compiled from source: its files, and the source the image's
+        # copyright file names.
+        inputs |= {"cpython": [built.tree_sha256, dataclasses.astuple(lk.python_source)]}
     if prof.image.sbom:  # the SBOM in the image names all of these
         inputs |= {"profile": prof.name, "fingerprint": lk.fingerprint,
                    "sources": [dataclasses.astuple(x) for x in lk.sources],
@@ -312,8 +314,6 @@ def prepare(prof: Profile, lock_path: Path, opts: BuildOptions,
     """Check the lock at ``lock_path`` (or take ``lock``, one about to be written) and
     fetch its .debs."""
     from composer.archive.cache import Cache, default_root
-    from composer.archive.index import Archive
-    from composer.archive.mirrors import Mirrors
 
     lk = lock or check(prof, lock_path)
     archs = list(lk.architectures)
@@ -327,7 +327,16 @@ def prepare(prof: Profile, lock_path: Path, opts: BuildOptions,
     epoch = source_date_epoch(lk, opts.env)
     cache = Cache(default_root(opts.env))
     pkgs = [p for a in archs for p in lk.for_arch(a)]
-    wanted = wanted_debs(lk.sources, pkgs)
+    return Prepared(lk, tuple(archs), epoch, cache,
+                    fetched(wanted_debs(lk.sources, pkgs), cache, opts))
+
+
+def fetched(wanted: list[Any], cache: Any, opts: BuildOptions) -> _Debs:
+    """The ``wanted`` files, verified in the cache, fetched when first asked for (from the
+    cache, checked again, or the mirrors ``opts`` name)."""
+    from composer.archive.index import Archive
+    from composer.archive.mirrors import Mirrors
+
     mirrors = Mirrors(opts.mirrors, opts.env, vendored=opts.vendored)
 
     def fetch() -> Mapping[str, Path]:
@@ -335,7 +344,7 @@ def prepare(prof: Profile, lock_path: Path, opts: BuildOptions,
             return archive.fetch_debs(wanted, lambda pr: opts.progress(
                 "download", pr.done_bytes, pr.total_bytes))
 
-    return Prepared(lk, tuple(archs), epoch, cache, _Debs(fetch))
+    return _Debs(fetch)
 
 
 @dataclass(frozen=True)
@@ -366,7 +375,7 @@ def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
         reused = True
     else:
         debs = read_debs(lk.for_arch(arch), prep.paths, cache, opts.workers, opts.memo)
-        interp = _interpreter(prof, lk, arch, cache, opts) if lk.python_source else None
+        interp = interpreter(prof, lk, arch, cache, opts) if lk.python_source else None
         built = assemble_tree(prof, lk, arch, debs, epoch, cache, _run_program, opts.workers,
                               opts.memo, interp)
         if prof.image.sbom:
@@ -389,33 +398,24 @@ def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
     return ArchImage(desc, arch_blobs, lay, config_bytes, result, built, audited)
 
 
-def _interpreter(prof: Profile, lk: Lock, arch: str, cache: Any, opts: BuildOptions
-                 ) -> Mapping[str, Entry]:
-    """The files of the CPython the lock builds from source: from the cache, or built
-    again from the lock's pinned source and build root; either way, the files the lock
-    was made from."""
-    from composer.archive.index import Archive
-    from composer.archive.mirrors import Mirrors
+def interpreter(prof: Profile, lk: Lock, arch: str, cache: Any, opts: BuildOptions
+                ) -> Mapping[str, Entry]:
+    """The files of the CPython the lock builds from source: from the cache (unless the
+    memo is off, as for ``verify``), or built again from the lock's pinned source and
+    build root; either way, the files the lock was made from."""
     from composer.pipeline import pybuild
 
-    if prof.python_build is None or prof.python_version is None:
+    built = lk.python_build(arch)
+    if prof.python_build is None or prof.python_version is None or built is None:
         raise LockError("the lock builds CPython from source, the profile does not",
                         f"run `compose lock {prof.path}`")
     assert lk.python_source is not None
     root_pkgs = lk.build_root(arch)
-    wanted = wanted_debs(lk.sources, root_pkgs, lk.python_source)
-    mirrors = Mirrors(opts.mirrors, opts.env, vendored=opts.vendored)
-
-    def fetch() -> Mapping[str, Path]:
-        with Archive(mirrors, cache, "compose", say=opts.say) as archive:
-            return archive.fetch_debs(wanted, lambda pr: opts.progress(
-                "download", pr.done_bytes, pr.total_bytes))
-
-    files = _Debs(fetch)
+    files = fetched(wanted_debs(lk.sources, root_pkgs, lk.python_source), cache, opts)
     got = pybuild.interpreter(
         lk.python_source, prof.python_version, prof.python_build, arch, root_pkgs, files, cache,
-        lambda ps: read_debs(ps, files, cache, opts.workers), opts.say, opts.env)
-    pybuild.check_against_lock(got, lk.python_build(arch), arch)
+        opts.say, opts.env, reuse=opts.memo)
+    pybuild.check_against_lock(got, built, arch)
     return got.entries
 
 
@@ -539,14 +539,20 @@ def vendor(prof: Profile, lock_path: Path, directory: Path, opts: BuildOptions) 
         raise ComposeError(f"{directory} exists and is not a directory",
                            "give the directory to copy the .debs into")
     prep = prepare(prof, lock_path, opts)
-    pkgs = {(p.archive, p.filename): p for a in prep.archs for p in prep.lock.for_arch(a)}
+    lk = prep.lock
+    # A source-built CPython's tarball and build root too: a build that finds its
+    # interpreter missing from the cache builds it again from them.
+    pkgs = [p for a in prep.archs for p in (*lk.for_arch(a), *lk.build_root(a))]
+    wanted = {(w.archive, w.filename): w
+              for w in wanted_debs(lk.sources, pkgs, lk.python_source)}
+    paths = fetched(list(wanted.values()), prep.cache, opts)
     copied = size = 0
-    for (archive, filename), p in sorted(pkgs.items()):
+    for (archive, filename), w in sorted(wanted.items()):
         dest = directory / archive / filename
-        size += p.size
-        if file_matches(dest, p.size, p.sha256):
+        size += w.size
+        if file_matches(dest, w.size, w.sha256):
             continue
-        src = prep.paths[p.sha256]
+        src = paths[w.sha256]
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             with open(src, "rb") as f, atomic.new_file(dest.parent) as new:
@@ -557,4 +563,4 @@ def vendor(prof: Profile, lock_path: Path, directory: Path, opts: BuildOptions) 
             raise ComposeError(f"cannot write {dest}: {exc.strerror or exc}",
                                "check the directory and its free space") from None
         copied += 1
-    return Vendored(directory, len(pkgs), copied, size)
+    return Vendored(directory, len(wanted), copied, size)

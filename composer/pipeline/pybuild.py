@@ -16,13 +16,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import io
 import json
-import lzma
 import os
-import shutil
 import stat
-import tarfile
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,35 +27,19 @@ from typing import Any
 
 from composer import cpython
 from composer.archive.cache import Cache
+from composer.debian import deb as debfmt
 from composer.debian import version as debversion
 from composer.errors import ComposeError, LockError
-from composer.image import buildroot, ldcache
-from composer.image.tree import DIR, FILE, SYMLINK, Entry
+from composer.image import buildroot, layer, ldcache
+from composer.image.tree import DIR, FILE, HARDLINK, SYMLINK, Entry
 from composer.lockfile import BuiltPython, Lock, LockedPackage, LockedSource
-from composer.model import PackageRecord, Profile, PythonBuild
+from composer.model import INTERPRETER, PackageRecord, Profile, PythonBuild
 from composer.pipeline import sandbox
 
 BUILD_TIMEOUT = 4 * 3600.0
 SKIP_IN_ROOT = ("usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/locale/",
                 "usr/share/lintian/")
 """What of the build root's packages is not written to disk for a build."""
-
-CONFIG_SITE = """\
-# Answers for configure's checks that run a program, so that what it finds does not
-# depend on the kernel or the devices of the machine that builds.
-ac_cv_file__dev_ptmx=yes
-ac_cv_file__dev_ptc=no
-ac_cv_buggy_getaddrinfo=no
-ac_cv_pthread_is_default=yes
-ac_cv_pthread_system_supported=yes
-ac_cv_aligned_required=no
-ac_cv_posix_semaphores_enabled=yes
-ac_cv_broken_sem_getvalue=no
-ac_cv_working_tzset=yes
-ac_cv_computed_gotos=yes
-ac_cv_header_bluetooth_bluetooth_h=no
-"""
-
 
 def pin_source(find: Callable[[Any, str], list[Any]], verified: Sequence[Any], version: str,
                build: PythonBuild) -> LockedSource:
@@ -97,8 +77,6 @@ class Interpreter:
     entries: Mapping[str, Entry]
     tree_sha256: str
     links: tuple[tuple[str, str], ...]
-    built: bool
-    """Whether it was compiled now (False: taken from the cache)."""
 
 
 def tree_digest(entries: Mapping[str, Entry]) -> str:
@@ -111,94 +89,56 @@ def tree_digest(entries: Mapping[str, Entry]) -> str:
     return h.hexdigest()
 
 
-def _pack(entries: Mapping[str, Entry]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sorted(entries):
-            e = entries[path]
-            info = tarfile.TarInfo(path)
-            info.mode = e.mode
-            if e.kind == DIR:
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
-            elif e.kind == SYMLINK:
-                info.type = tarfile.SYMTYPE
-                info.linkname = e.target
-                tar.addfile(info)
-            else:
-                info.size = len(e.data)
-                tar.addfile(info, io.BytesIO(e.data))
-    import zstandard
-
-    return zstandard.ZstdCompressor(level=3).compress(out.getvalue())
-
-
-def _unpack(blob: bytes) -> dict[str, Entry]:
-    import zstandard
-
-    raw = zstandard.ZstdDecompressor().decompressobj().decompress(blob)
+def read_output(root: Path, top: str) -> dict[str, Entry]:
+    """The tree the build installed at ``top`` below ``root`` as entries: owner root,
+    modes 0755/0644 (what make install chose for each, less group and other write), no
+    times. The build owned ``root``: nothing on the way to ``top`` may be a symlink,
+    or what is read could be a host file."""
+    where = root / top
+    if where.resolve() != root.resolve() / top or where.is_symlink():
+        raise ComposeError(f"the build replaced /{top} with a link out of its root",
+                           "the build root or the source is not what the lock pins")
     entries: dict[str, Entry] = {}
-    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
-        for m in tar.getmembers():
-            if m.isdir():
-                entries[m.name] = Entry(m.name, DIR, m.mode, package=cpython.INTERPRETER_PACKAGE)
-            elif m.issym():
-                entries[m.name] = Entry(m.name, SYMLINK, 0o777, target=m.linkname,
-                                        package=cpython.INTERPRETER_PACKAGE)
-            else:
-                f = tar.extractfile(m)
-                entries[m.name] = Entry(m.name, FILE, m.mode, data=f.read() if f else b"",
-                                        package=cpython.INTERPRETER_PACKAGE)
-    return entries
-
-
-def read_output(top: Path) -> dict[str, Entry]:
-    """An installed tree as entries: owner root, modes 0755/0644 (what make install
-    chose for each, less group and other write), no times."""
-    entries: dict[str, Entry] = {}
-    for dirpath, dirnames, filenames in os.walk(top):
+    for dirpath, dirnames, filenames in os.walk(where):
         dirnames.sort()
         for name in [*dirnames, *filenames]:
             full = Path(dirpath) / name
-            path = full.relative_to(top).as_posix()
+            path = full.relative_to(where).as_posix()
             st = full.lstat()
             if stat.S_ISLNK(st.st_mode):
                 entries[path] = Entry(path, SYMLINK, 0o777, target=os.readlink(full),
-                                      package=cpython.INTERPRETER_PACKAGE)
+                                      package=INTERPRETER)
             elif stat.S_ISDIR(st.st_mode):
-                entries[path] = Entry(path, DIR, 0o755, package=cpython.INTERPRETER_PACKAGE)
+                entries[path] = Entry(path, DIR, 0o755, package=INTERPRETER)
             elif stat.S_ISREG(st.st_mode):
                 mode = 0o755 if st.st_mode & 0o111 else 0o644
                 entries[path] = Entry(path, FILE, mode, data=full.read_bytes(),
-                                      package=cpython.INTERPRETER_PACKAGE)
+                                      package=INTERPRETER)
             else:
                 raise ComposeError(f"the build installed /{path}, which is not a file, "
                                    "directory or symlink")
     return entries
 
 
-def source_epoch(tarball: bytes) -> int:
-    """SOURCE_DATE_EPOCH of a build: the newest time in the upstream tarball (its
-    release), so that it follows from the source's hash alone."""
-    newest = 0
-    with tarfile.open(fileobj=io.BytesIO(lzma.decompress(tarball) if tarball[:6] == b"\xfd7zXZ\x00"
-                                         else tarball), mode="r:*") as tar:
-        for m in tar:
-            newest = max(newest, int(m.mtime))
-    return newest
+def unpack_source(tarball: Path, name: str, root: Path, dest: str) -> int:
+    """Write the tarball's single top directory as ``dest`` (a path below ``root``),
+    read as strictly as a package (no absolute path, no ``..``, no device) and written
+    without following a symlink. Returns the build's SOURCE_DATE_EPOCH: the newest time
+    in the tarball (its release), so that it follows from the source's hash alone."""
+    members = [m for m in debfmt.read_tarball(tarball.read_bytes(), name, name) if m.path]
+    tops = sorted({m.path.split("/", 1)[0] for m in members})
+    if len(tops) != 1 or any(m.path == tops[0] and m.kind != DIR for m in members):
+        raise ComposeError(f"{name}: expected one top directory, found "
+                           f"{', '.join(tops[:5]) or 'nothing'}")
 
+    def moved(path: str) -> str:
+        return dest + path[len(tops[0]):]
 
-def _unpack_source(tarball: Path, dest: Path) -> None:
-    """The tarball's single top directory becomes ``dest`` (checked by tarfile's
-    ``data`` filter: no absolute path, no link out of it, no device)."""
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".src-") as tmp, \
-            tarfile.open(tarball, mode="r:*") as tar:
-        tar.extractall(tmp, filter="data")
-        tops = os.listdir(tmp)
-        if len(tops) != 1 or not (Path(tmp) / tops[0]).is_dir():
-            raise ComposeError(f"{tarball.name}: expected one top directory, found "
-                               f"{', '.join(sorted(tops)[:5]) or 'nothing'}")
-        os.rename(Path(tmp) / tops[0], dest)
+    entries = {moved(m.path): Entry(moved(m.path), m.kind, m.mode, data=m.data,
+                                    target=moved(m.target) if m.kind == HARDLINK else m.target)
+               for m in members}
+    sandbox.materialize(entries, root, skip=())
+    return max(m.mtime for m in members)
 
 
 def runtime_links(root: Mapping[str, Entry], output: Mapping[str, Entry], arch: str
@@ -206,113 +146,95 @@ def runtime_links(root: Mapping[str, Entry], output: Mapping[str, Entry], arch: 
     """Each shared library the output's ELF objects need, with the build root's package
     that ships the file ld.so would load (its libraries are those of the base suite)."""
     from composer.audit import linkage
+    from composer.audit.evaluate import linker_inputs
 
     merged = {**root, **output}
-    files: dict[str, bytes] = {}
-    symlinks: dict[str, str] = {}
-    owner: dict[str, str] = {}
-    for path, e in merged.items():
-        if e.kind == SYMLINK:
-            symlinks[path] = e.target
-        elif e.kind == FILE and e.data[:4] == b"\x7fELF" and (
-                path in output or ".so" in path.rsplit("/", 1)[-1]):
-            files[path] = e.data
-        if e.kind != DIR:
-            owner[path] = e.package
-    spec = ldcache.ARCHES[arch]
+    files, symlinks, owner = linker_inputs(merged)
     cache = [(c.key.decode(), c.path.decode()) for c in ldcache.entries(merged, arch)
              if c.hwcaps is None]
-    linker = linkage.Linker(files, symlinks, owner, cache, spec.system_dirs)
+    linker = linkage.Linker(files, symlinks, owner, cache, ldcache.ARCHES[arch].system_dirs)
     found: dict[str, str] = {}
-    for key in sorted(linker.objects):
-        if key not in output:
-            continue
+    for key in sorted(set(linker.objects) & set(output)):
         for needed, hit in zip(linker.objects[key].needed, linker.lookups(key), strict=True):
             package = owner.get(hit.resolved or "", "")
-            if hit.resolved is None or not package:
+            if not package:
                 raise ComposeError(f"[{arch}] the built /{key} needs {needed}, which no package "
                                    "of the build root ships", hit.error)
-            if package != cpython.INTERPRETER_PACKAGE:
+            if package != INTERPRETER:
                 found.setdefault(needed, package)
     return tuple(sorted(found.items()))
 
 
 def interpreter(source: LockedSource, version: str, build: PythonBuild, arch: str,
                 root_pkgs: Sequence[LockedPackage], paths: Mapping[str, Path], cache: Cache,
-                read_debs: Callable[[list[LockedPackage]], list[tuple[str, Any]]],
-                say: Callable[[str], None], env: Mapping[str, str]) -> Interpreter:
-    """The interpreter for ``arch``, from the cache or built now. ``paths`` gives the
-    verified files (the tarball and the build root's .debs) by sha256; it is read only
-    when the cache does not have the build."""
+                say: Callable[[str], None], env: Mapping[str, str], reuse: bool = True
+                ) -> Interpreter:
+    """The interpreter for ``arch``, from the cache (unless ``reuse`` is off) or built
+    now. ``paths`` gives the verified files (the tarball and the build root's .debs) by
+    sha256; it is read only when the interpreter is built."""
+    from composer.pipeline.tree import read_debs
+
     if not cpython.supported(arch) or not sandbox.native(arch):
         raise ComposeError(f"[{arch}] CPython can be built from source only for the machine's "
                            "own architecture so far",
                            f"build on an {arch} machine, or use build = \"debian\" for {arch}")
     pinned = [cpython.Pinned(p.name, p.version, p.deb_architecture, p.sha256) for p in root_pkgs]
-    # The recipe's text is hashed too: a change to it that forgot to bump RECIPE still
-    # misses the cache. (The number of jobs is not an input: it changes no output.)
-    key = cpython.cache_key(source.sha256, version, build, arch, pinned,
-                            [cpython.script(version, build, arch, 0), CONFIG_SITE])
-    meta_raw = cache.read_state(f"cpython-meta-{key}")
-    blob = cache.read_state(f"cpython-tree-{key}")
+    key = cpython.cache_key(source.sha256, version, build, arch, pinned)
+    # Derived cache entries carry their own checksum: one that is damaged reads as None.
+    meta_raw = cache.read_derived(key, "cpython-meta") if reuse else None
+    blob = cache.read_derived(key, "cpython-tree") if meta_raw is not None else None
     if meta_raw is not None and blob is not None:
         meta = json.loads(meta_raw)
-        try:
-            entries = _unpack(blob)
-        except (tarfile.TarError, ValueError, OSError):
-            entries = {}
-        if entries and tree_digest(entries) == meta["tree-sha256"]:
-            return Interpreter(entries, meta["tree-sha256"],
-                               tuple((k, v) for k, v in meta["links"]), built=False)
-        say(f"[{arch}] the cached CPython build is damaged: building it again")
-    tarball = paths[source.sha256]
-    epoch = source_epoch(tarball.read_bytes())
-    say(f"[{arch}] assembling the build root ({len(root_pkgs)} packages)")
-    tree = buildroot.assemble_root(read_debs(list(root_pkgs)), arch, epoch, cpython.BUILD_USER)
+        entries = {m.path: Entry(m.path, m.kind, m.mode, data=m.data, target=m.target,
+                                 package=INTERPRETER)
+                   for m in debfmt.read_tarball(blob, "cpython.tar.zst", "cached CPython")
+                   if m.path}
+        return Interpreter(entries, meta["tree-sha256"], tuple(map(tuple, meta["links"])))
+    from composer.archive.http import seconds_from
+
+    timeout = seconds_from(env, "COMPOSE_BUILD_TIMEOUT", BUILD_TIMEOUT, 7 * 86400)
+    fd, log_name = tempfile.mkstemp(prefix=f"compose-cpython-{arch}-", suffix=".log")
+    os.close(fd)
+    log = Path(log_name)
     with tempfile.TemporaryDirectory(prefix="compose-cpython-") as tmp:
         root = Path(tmp) / "root"
-        root.mkdir()
+        epoch = unpack_source(paths[source.sha256], source.filename.rsplit("/", 1)[-1], root,
+                              cpython.SOURCE_DIR.lstrip("/"))
+        say(f"[{arch}] assembling the build root ({len(root_pkgs)} packages)")
+        debs = read_debs(list(root_pkgs), paths, cache, os.cpu_count() or 1)
+        tree = buildroot.assemble_root(debs, arch, cpython.BUILD_USER)
         sandbox.materialize(tree.entries, root, skip=SKIP_IN_ROOT)
-        build_dir = root / cpython.HOME.lstrip("/")
-        _unpack_source(tarball, root / cpython.SOURCE_DIR.lstrip("/"))
-        (build_dir / "config.site").write_text(CONFIG_SITE)
-        jobs = os.cpu_count() or 1
-        (build_dir / "build.sh").write_text(cpython.script(version, build, arch, jobs))
-        log = Path(tmp) / "build.log"
-        run_env = cpython.environment(epoch) | {"CONFIG_SITE": f"{cpython.HOME}/config.site"}
-        timeout = float(env.get("COMPOSE_BUILD_TIMEOUT", BUILD_TIMEOUT))
-        say(f"[{arch}] building CPython {source.upstream_version} (sealed; {jobs} jobs)")
+        home = root / cpython.HOME.lstrip("/")
+        (home / "config.site").write_text(cpython.CONFIG_SITE)
+        jobs = len(os.sched_getaffinity(0))
+        (home / "build.sh").write_text(cpython.script(version, build, arch, jobs))
+        say(f"[{arch}] building CPython {source.upstream_version} (sealed; {jobs} jobs; "
+            f"log {log})")
         _, uid, gid = cpython.BUILD_USER
-        try:
-            sandbox.sealed(root, ["/bin/sh", "-eu", f"{cpython.HOME}/build.sh"], run_env,
-                           cpython.SOURCE_DIR, log, (uid, gid), timeout)
-        except ComposeError as exc:
-            kept = Path(tempfile.gettempdir()) / f"compose-cpython-{key[:12]}.log"
-            shutil.copyfile(log, kept)
-            raise ComposeError(exc.message.replace(str(log), str(kept)), exc.hint) from None
-        entries = read_output(root / cpython.DESTDIR.lstrip("/"))
+        sandbox.sealed(root, ["/bin/sh", "-eu", f"{cpython.HOME}/build.sh"],
+                       cpython.environment(epoch), cpython.SOURCE_DIR, log, (uid, gid), timeout)
+        entries = read_output(root, cpython.DESTDIR.lstrip("/"))
+    log.unlink()
     if not entries:
         raise ComposeError(f"[{arch}] the CPython build installed nothing")
     links = runtime_links(tree.entries, entries, arch)
     digest = tree_digest(entries)
-    cache.write_state(f"cpython-tree-{key}", _pack(entries))
-    cache.write_state(f"cpython-meta-{key}", json.dumps(
+    cache.write_derived(key, "cpython-tree",
+                        layer.compress(layer.tar_layer(entries.values(), 0), "zstd"))
+    cache.write_derived(key, "cpython-meta", json.dumps(
         {"tree-sha256": digest, "links": [list(x) for x in links]}).encode())
-    return Interpreter(entries, digest, links, built=True)
+    return Interpreter(entries, digest, links)
 
 
-def check_against_lock(got: Interpreter, locked: BuiltPython | None, arch: str) -> None:
+def check_against_lock(got: Interpreter, locked: BuiltPython, arch: str) -> None:
     """A build must give what the lock was made from: the same files, hence the same
     runtime libraries."""
-    if locked is None:
-        raise LockError(f"the lock records no CPython build for {arch}",
-                        "run `compose lock` again")
     if got.tree_sha256 != locked.tree_sha256:
         raise ComposeError(
             f"[{arch}] the CPython built here (tree sha256:{got.tree_sha256[:16]}…) differs from "
             f"the one the lock was made from (sha256:{locked.tree_sha256[:16]}…)",
-            "the build is not reproducible on this machine; please report it, with both "
-            "machines' kernels")
+            "the build is not reproducible on this machine, or the lock was made by another "
+            "version of compose; please report it, with both machines' kernels")
 
 
 # -- lock ----------------------------------------------------------------------------------
@@ -322,8 +244,11 @@ class LockedBuild:
     source: LockedSource
     build_packages: tuple[LockedPackage, ...]
     builds: tuple[BuiltPython, ...]
-    linked: dict[str, set[str]]
-    """Per architecture, the packages the interpreter links."""
+
+    @property
+    def linked(self) -> dict[str, set[str]]:
+        """Per architecture, the packages the interpreter links."""
+        return {b.architecture: {package for _, package in b.links} for b in self.builds}
 
 
 def lock_build(prof: Profile, archive: Any, verified: Sequence[Any], indexes: Sequence[Any],
@@ -342,30 +267,22 @@ def lock_build(prof: Profile, archive: Any, verified: Sequence[Any], indexes: Se
     resolutions = [resolve.solve(ix, roots) for ix in indexes]
     pkgs = lockfile.build_packages(records, resolutions)
     builds = []
-    linked: dict[str, set[str]] = {}
     for arch in prof.architectures:
         root_pkgs = [p for p in pkgs if p.architecture == arch]
         files = _Debs(functools.partial(archive.fetch_debs,
                                         wanted_debs(records, root_pkgs, source)))
-        got = interpreter(source, version, build, arch, root_pkgs, files, cache,
-                          functools.partial(_read, files=files, cache=cache), say, env)
+        got = interpreter(source, version, build, arch, root_pkgs, files, cache, say, env)
         builds.append(BuiltPython(arch, got.tree_sha256, got.links))
-        linked[arch] = {package for _, package in got.links}
-    return LockedBuild(source, pkgs, tuple(builds), linked)
-
-
-def _read(pkgs: list[LockedPackage], files: Mapping[str, Path], cache: Cache
-          ) -> list[tuple[str, Any]]:
-    from composer.pipeline.tree import read_debs
-
-    return read_debs(pkgs, files, cache, os.cpu_count() or 1)
+    return LockedBuild(source, pkgs, tuple(builds))
 
 
 def check_closure(prof: Profile, arch: str, packages: Sequence[PackageRecord],
                   build: LockedBuild) -> None:
     """The image's closure against the build: a library the interpreter was linked with
-    ships in the very version it was built against, and ``readline = false`` holds."""
-    from composer.profile import GPL3_LINE_EDITING
+    ships in the very version it was built against, Debian's own CPython does not come
+    in by another way (its files would clash with the built one's), and ``readline =
+    false`` holds."""
+    from composer.profile import DEBIAN_PYTHON, GPL3_LINE_EDITING
 
     assert prof.python_build is not None
     shipped = {p.name: p.version for p in packages}
@@ -377,6 +294,11 @@ def check_closure(prof: Profile, arch: str, packages: Sequence[PackageRecord],
                 f"image would ship {shipped.get(name, 'none')}",
                 "the build root and the image must take it from the same suite: check the "
                 "profile's [packages] prefer and exclude")
+    debian = sorted(n for n in shipped if DEBIAN_PYTHON.fullmatch(n))
+    if debian:
+        raise LockError(f"[{arch}] {', '.join(debian)}, Debian's CPython, would ship beside "
+                        "the one built from source",
+                        "find what wants it with `compose why`, and exclude it")
     if not prof.python_build.readline:
         gpl = sorted(n for n in shipped if GPL3_LINE_EDITING.fullmatch(n))
         if gpl:
@@ -385,5 +307,5 @@ def check_closure(prof: Profile, arch: str, packages: Sequence[PackageRecord],
 
 
 def with_build(lk: Lock, built: LockedBuild) -> Lock:
-    return dataclasses.replace(lk, version=2, python_source=built.source,
+    return dataclasses.replace(lk, python_source=built.source,
                                build_packages=built.build_packages, python_builds=built.builds)

@@ -106,24 +106,36 @@ def tree_on_disk(entries: Mapping[str, Entry], arch: str) -> Iterator[Path]:
         yield root
 
 
+def _bwrap(root: Path, env: Mapping[str, str], cwd: str, extra: Sequence[str],
+           argv: Sequence[str], what: str, hint: str) -> list[str]:
+    """bubblewrap's command line: ``root`` as ``/``, fresh /proc and /dev, every namespace
+    unshared (no network), only ``env`` as the environment."""
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        # No fallback to chroot: as root it would run a package's code with the host's
+        # network and privileges, which is no sandbox.
+        raise SandboxError(f"cannot run {what}: bubblewrap is not installed",
+                           f"install bubblewrap (apt-get install bubblewrap){hint}")
+    cmd = [bwrap, "--bind", str(root), "/", "--proc", "/proc", "--dev", "/dev",
+           "--unshare-all", *extra, "--die-with-parent", "--clearenv", "--chdir", cwd]
+    for k, v in sorted(env.items()):
+        cmd += ["--setenv", k, v]
+    return cmd + list(argv)
+
+
+_NAMESPACES_HINT = "is user namespace support available? bubblewrap needs it when not run as root"
+
+
 def sealed(root: Path, argv: Sequence[str], env: Mapping[str, str], cwd: str, log: Path,
            user: tuple[int, int], timeout: float) -> None:
     """Run a build: ``root`` (writable, the caller's) as ``/``, no network (every
     namespace unshared), only ``env`` as the environment, as ``user`` (uid, gid), host
-    name ``compose``; its output goes to ``log``. SandboxError when it fails, with the end
-    of the log."""
-    bwrap = shutil.which("bwrap")
-    if not bwrap:
-        raise SandboxError("cannot run a sealed build: bubblewrap is not installed",
-                           "install bubblewrap (apt-get install bubblewrap)")
+    name ``compose``, a private ``/dev/shm``; its output goes to ``log``. SandboxError
+    when it fails, with the end of the log."""
     uid, gid = user
-    cmd = [bwrap, "--bind", str(root), "/", "--proc", "/proc", "--dev", "/dev",
-           "--tmpfs", "/dev/shm", "--unshare-all", "--unshare-user", "--uid", str(uid), "--gid", str(gid),
-           "--hostname", "compose", "--die-with-parent", "--new-session", "--clearenv",
-           "--chdir", cwd]
-    for k, v in sorted(env.items()):
-        cmd += ["--setenv", k, v]
-    cmd += list(argv)
+    cmd = _bwrap(root, env, cwd, ["--tmpfs", "/dev/shm", "--unshare-user", "--uid", str(uid),
+                                  "--gid", str(gid), "--hostname", "compose", "--new-session"],
+                 argv, "a sealed build", "")
     with open(log, "wb") as out:
         try:
             done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out,
@@ -139,8 +151,7 @@ def sealed(root: Path, argv: Sequence[str], env: Mapping[str, str], cwd: str, lo
             tail = f.read().decode(errors="replace").strip()
         raise SandboxError(f"the build failed (exit {done.returncode}); the end of its log "
                            f"({log}):\n{tail}",
-                           "is user namespace support available? bubblewrap needs it when "
-                           "not run as root")
+                           _NAMESPACES_HINT if "bwrap:" in tail else None)
 
 
 def run(root: Path, arch: str, argv: Sequence[str], stdin: bytes = b"",
@@ -148,18 +159,8 @@ def run(root: Path, arch: str, argv: Sequence[str], stdin: bytes = b"",
     """Run ``argv`` (paths inside the tree) with ``root`` as ``/``; its stdout, or
     SandboxError with its stderr."""
     inner = list(argv) if native(arch) else ["/.qemu", *argv]
-    bwrap = shutil.which("bwrap")
-    if not bwrap:
-        # No fallback to chroot: as root it would run a package's code with the host's
-        # network and privileges, which is no sandbox.
-        raise SandboxError("cannot run the image's programs: bubblewrap is not installed",
-                           "install bubblewrap (apt-get install bubblewrap), or set "
-                           "[python] compile = false (and no [busybox] applets) in the profile")
-    cmd = [bwrap, "--bind", str(root), "/", "--proc", "/proc", "--dev", "/dev",
-           "--unshare-all", "--die-with-parent", "--clearenv", "--chdir", "/"]
-    for k, v in FIXED_ENV.items():
-        cmd += ["--setenv", k, v]
-    cmd += inner
+    cmd = _bwrap(root, FIXED_ENV, "/", [], inner, "the image's programs",
+                 ", or set [python] compile = false (and no [busybox] applets) in the profile")
     try:
         done = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout,
                               check=False)
@@ -168,6 +169,5 @@ def run(root: Path, arch: str, argv: Sequence[str], stdin: bytes = b"",
     if done.returncode != 0:
         err = done.stderr.decode(errors="replace").strip()[-2000:]
         raise SandboxError(f"{argv[0]} of the image failed (exit {done.returncode}): {err}",
-                           "is user namespace support available? bubblewrap needs it when "
-                           "not run as root")
+                           _NAMESPACES_HINT)
     return done.stdout
