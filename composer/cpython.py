@@ -44,6 +44,14 @@ LINE_EDITING = ("libreadline-dev", "libgdbm-dev", "libgdbm-compat-dev")
 """GNU readline (``readline``) and gdbm (``dbm.gnu``, ``dbm.ndbm``): GPL-3, left out with
 ``readline = false``."""
 
+NATIVE_ONLY = ("gcc", "binutils", "libc6-dev")
+"""What of ``TOOLS`` a cross build takes for the architecture built (the C library's
+headers) or replaces by the cross toolchain (the compiler and binutils)."""
+
+BUILD_PYTHON = "/build/native"
+"""Where a cross build finds the build machine's own CPython of the same version (its
+``usr/bin/pythonX.Y``), which CPython's cross build runs (``--with-build-python``)."""
+
 SOURCE_DIR = "/build/src"
 DESTDIR = "/build/out"
 HOME = "/build"
@@ -76,9 +84,9 @@ def minor(version: str) -> tuple[int, int]:
     return int(major), int(rest.split(".")[0])
 
 
-def build_roots(version: str, build: PythonBuild) -> tuple[str, ...]:
-    """The packages the build root is resolved from (for the architecture built)."""
-    roots = [*TOOLS, *LIBRARIES]
+def libraries(version: str, build: PythonBuild) -> tuple[str, ...]:
+    """The -dev packages of what the build links, for the architecture built."""
+    roots = list(LIBRARIES)
     if minor(version) >= (3, 14):
         roots.append(ZSTD)
     if build.readline:
@@ -86,10 +94,43 @@ def build_roots(version: str, build: PythonBuild) -> tuple[str, ...]:
     return tuple(roots)
 
 
-def configure_args(version: str, build: PythonBuild, arch: str) -> list[str]:
-    triplet = TRIPLETS[arch]
+def build_roots(version: str, build: PythonBuild) -> tuple[str, ...]:
+    """The packages a native build root is resolved from (for the architecture built)."""
+    return (*TOOLS, *libraries(version, build))
+
+
+def cross_tools(arch: str) -> tuple[str, ...]:
+    """Debian's cross toolchain for ``arch``, as the build machine's packages (named by
+    the GNU triplet, ``_`` spelt ``-``)."""
+    triplet = TRIPLETS[arch].replace("_", "-")
+    return (f"gcc-{triplet}", f"binutils-{triplet}")
+
+
+def compiler(arch: str, build_arch: str) -> str:
+    """The command configure finds the C compiler by."""
+    return "cc" if arch == build_arch else f"{TRIPLETS[arch]}-gcc"
+
+
+def cross_roots(version: str, build: PythonBuild, arch: str
+                ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A cross build root's packages: (those of the build machine's architecture: the
+    tools and the cross toolchain; those of ``arch``: the C library's headers and the
+    -dev packages of what the build links)."""
+    tools = tuple(t for t in TOOLS if t not in NATIVE_ONLY) + cross_tools(arch)
+    return tools, ("libc6-dev", *libraries(version, build))
+
+
+def xy(version: str) -> str:
+    return ".".join(str(n) for n in minor(version))
+
+
+def configure_args(version: str, build: PythonBuild, arch: str, build_arch: str | None = None
+                   ) -> list[str]:
+    """configure's arguments; ``build_arch``, when not ``arch``, is the machine that
+    cross-compiles."""
+    build_arch = build_arch or arch
     args = [
-        f"--build={triplet}", f"--host={triplet}", "--prefix=/usr",
+        f"--build={TRIPLETS[build_arch]}", f"--host={TRIPLETS[arch]}", "--prefix=/usr",
         "--with-ensurepip=no",          # no pip wheels: an image installs what it needs
         "--disable-test-modules",       # the test suite is not shipped
         "--with-system-expat",          # Debian's expat, which the audit sees
@@ -102,26 +143,53 @@ def configure_args(version: str, build: PythonBuild, arch: str) -> list[str]:
         args.append("--enable-optimizations")
     if build.lto:
         args.append("--with-lto")
+    if build_arch != arch:
+        args.append(f"--with-build-python={BUILD_PYTHON}/usr/bin/python{xy(version)}")
     return args
 
 
-def environment(epoch: int) -> dict[str, str]:
-    """The whole environment of the build: nothing of the host's."""
+def environment(epoch: int, arch: str | None = None, build_arch: str | None = None
+                ) -> dict[str, str]:
+    """The whole environment of the build: nothing of the host's. A cross build's
+    pkg-config reads only the .pc files of the architecture built."""
     name, _, _ = BUILD_USER
-    return {
+    env = {
         "PATH": "/usr/bin:/bin", "HOME": HOME, "USER": name, "LOGNAME": name,
         "SHELL": "/bin/sh", "TZ": "UTC", "LC_ALL": "C", "LANG": "C",
         "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0",
         "TMPDIR": "/tmp", "TERM": "dumb", "CONFIG_SITE": f"{HOME}/config.site",
     }
+    if arch is not None and build_arch is not None and arch != build_arch:
+        env |= {"PKG_CONFIG": "pkg-config",
+                "PKG_CONFIG_LIBDIR": f"/usr/lib/{TRIPLETS[arch]}/pkgconfig:/usr/share/pkgconfig"}
+    return env
 
 
-def script(version: str, build: PythonBuild, arch: str, jobs: int) -> str:
+CROSS_SITE = {
+    # configure cannot run a program of the architecture built, so these are answered
+    # as the architecture's ABI says (its default would be a guess).
+    "arm64": "ac_cv_wchar_t_signed=no\n",
+    "amd64": "ac_cv_wchar_t_signed=yes\n",
+}
+
+
+def config_site(arch: str, build_arch: str | None = None) -> str:
+    """The config.site of a build: ``CONFIG_SITE``, and for a cross build what configure
+    would otherwise guess."""
+    if build_arch is None or build_arch == arch:
+        return CONFIG_SITE
+    return CONFIG_SITE + CROSS_SITE[arch]
+
+
+def script(version: str, build: PythonBuild, arch: str, jobs: int,
+           build_arch: str | None = None) -> str:
     """The shell script run in the build root, from the unpacked source, as the build
     user: configure, make, make install into ``DESTDIR``; then what does not belong in a
     runtime image's interpreter is left for the image to strip."""
-    xy = ".".join(str(n) for n in minor(version))
-    configure = " ".join(shlex.quote(a) for a in configure_args(version, build, arch))
+    v = xy(version)
+    configure = " ".join(shlex.quote(a) for a in configure_args(version, build, arch,
+                                                                  build_arch))
+    strip = "strip" if build_arch in (None, arch) else f"{TRIPLETS[arch]}-strip"
     return f"""\
 set -eu
 cd {SOURCE_DIR}
@@ -135,8 +203,8 @@ make install DESTDIR={DESTDIR}
 # says): the byte-code make install wrote is not kept.
 find {DESTDIR} -name __pycache__ -type d -prune -exec rm -rf {{}} +
 # As Debian's dh_strip does: no debugging information in what ships.
-strip --remove-section=.comment --remove-section=.note --strip-unneeded \\
-    {DESTDIR}/usr/bin/python{xy} {DESTDIR}/usr/lib/python{xy}/lib-dynload/*.so
+{strip} --remove-section=.comment --remove-section=.note --strip-unneeded \\
+    {DESTDIR}/usr/bin/python{v} {DESTDIR}/usr/lib/python{v}/lib-dynload/*.so
 echo "compose: done"
 """
 
@@ -159,17 +227,24 @@ class Pinned:
 
 
 def cache_key(source_sha256: str, version: str, build: PythonBuild, arch: str,
-              build_root: Iterable[Pinned]) -> str:
+              build_root: Iterable[Pinned], build_arch: str | None = None,
+              build_python: str | None = None) -> str:
     """The inputs of a build, hashed: the source (which gives the epoch, too), the build
     root's exact packages, the options that reach configure, the architecture, and this
     recipe: its number, its script and config.site. What compose does around them (the
     build root's setup, the sandbox, how the result is read) is covered by RECIPE, which
-    a change to any of them bumps. (The number of make jobs is not an input.)"""
-    blob = json.dumps({
+    a change to any of them bumps. (The number of make jobs is not an input.) A cross
+    build adds the machine that builds and the tree digest of the build machine's own
+    CPython, which it runs."""
+    inputs: dict[str, object] = {
         "recipe": RECIPE, "source": source_sha256, "version": version,
         "options": [build.readline, build.pgo, build.lto], "arch": arch,
         "root": sorted([p.name, p.version, p.architecture, p.sha256] for p in build_root),
-        "script": script(version, build, arch, 0), "config.site": CONFIG_SITE,
-        "environment": environment(0),
-    }, sort_keys=True, separators=(",", ":"))
+        "script": script(version, build, arch, 0, build_arch),
+        "config.site": config_site(arch, build_arch),
+        "environment": environment(0, arch, build_arch),
+    }
+    if build_arch not in (None, arch):
+        inputs |= {"build-arch": build_arch, "build-python": build_python}
+    blob = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -23,11 +23,15 @@ one is still written as version 1):
   ``patches`` (``"none"``: Debian's patches are not applied) and ``recipe`` (the version
   of compose's build recipe);
 * ``[[build-package]]``: the build root's packages, per image architecture, with the
-  fields of ``[[package]]``; they build, they do not ship;
+  fields of ``[[package]]``; they build, they do not ship. A cross build root holds
+  packages of two architectures (``deb-architecture``): the build machine's tools and
+  cross toolchain, and the architecture built's libraries;
 * ``[[python-build]]`` per architecture: ``tree-sha256`` (the digest of the installed
   tree the lock was made from) and ``links`` (each shared library the build's ELF files
   need, and the package of the base suite that ships it; those packages are in
-  ``[[package]]``, required by ``cpython``).
+  ``[[package]]``, required by ``cpython``); ``build-architecture`` when it was
+  cross-compiled, by a machine of that architecture running its own build of the same
+  CPython, whose ``[[python-build]]`` is there too (even when it does not ship).
 
 The same inputs give the same bytes: everything is sorted and nothing records when or
 where the lock was made.
@@ -103,6 +107,12 @@ class BuiltPython:
     tree_sha256: str
     links: tuple[tuple[str, str], ...]
     """(soname, package shipping it), sorted."""
+    build_architecture: str = ""
+    """The machine that cross-compiled it; empty when it was built natively."""
+
+    @property
+    def built_on(self) -> str:
+        return self.build_architecture or self.architecture
 
 
 @dataclass(frozen=True)
@@ -166,7 +176,7 @@ def build_packages(sources: list[ReleaseRecord], resolutions: list[Resolution]
                    ) -> tuple[LockedPackage, ...]:
     """A build root's packages (per architecture), as the lock pins them."""
     out = [p for res in resolutions for p in _locked(res, sources)]
-    return tuple(sorted(out, key=lambda p: (p.architecture, p.name)))
+    return tuple(sorted(out, key=lambda p: (p.architecture, p.name, p.deb_architecture)))
 
 
 def _locked(res: Resolution, sources: list[ReleaseRecord], by_build: set[str] | frozenset[str] = frozenset(),
@@ -235,8 +245,10 @@ def to_data(lock: Lock) -> dict[str, Any]:
             "upstream-version": src.upstream_version, "archive": src.archive,
             "suite": src.suite, "filename": src.filename, "size": src.size,
             "sha256": src.sha256, "patches": src.patches, "recipe": src.recipe}
-        data["python-build"] = [{"architecture": b.architecture, "tree-sha256": b.tree_sha256,
-                                 "links": dict(b.links)} for b in lock.python_builds]
+        data["python-build"] = [
+            {"architecture": b.architecture, "tree-sha256": b.tree_sha256, "links": dict(b.links)}
+            | ({"build-architecture": b.build_architecture} if b.build_architecture else {})
+            for b in lock.python_builds]
         data["build-package"] = [_package_data(p) for p in lock.build_packages]
     return data
 
@@ -291,7 +303,7 @@ class _Reader:
 def _packages(r: _Reader, data: dict[str, Any], key: str,
               sources: list[ReleaseRecord]) -> list[LockedPackage]:
     packages = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     for w, p in r.tables(data, key):
         what = f"{key} {p.get('name', '?')}"
         pkg = LockedPackage(
@@ -311,9 +323,12 @@ def _packages(r: _Reader, data: dict[str, Any], key: str,
                 ".deb")
         if not PACKAGE_NAME.fullmatch(pkg.name):
             raise r.fail((*w, "name"), f"{pkg.name!r} is not a Debian package name")
-        if (pkg.architecture, pkg.name) in seen:
+        # A cross build root has both architectures' instances of a Multi-Arch: same
+        # package (libc6, for one).
+        twin = (pkg.architecture, pkg.name, pkg.deb_architecture if key == "build-package" else "")
+        if twin in seen:
             raise r.fail(w, f"{what}: {pkg.name} is locked twice for {pkg.architecture}")
-        seen.add((pkg.architecture, pkg.name))
+        seen.add(twin)
         packages.append(pkg)
     return packages
 
@@ -370,8 +385,12 @@ def _python(r: _Reader, data: dict[str, Any], sources: list[ReleaseRecord]
         sha = r.get(b, "tree-sha256", str, bw, "python-build")
         if not SHA256_HEX.fullmatch(sha):
             raise r.fail((*bw, "tree-sha256"), "python-build: tree-sha256 is not a sha256")
+        built_on = b.get("build-architecture", "")
+        if not isinstance(built_on, str):
+            raise r.fail((*bw, "build-architecture"), "python-build: build-architecture is not "
+                         "a string")
         builds.append(BuiltPython(r.get(b, "architecture", str, bw, "python-build"), sha,
-                                  tuple(sorted(links.items()))))
+                                  tuple(sorted(links.items())), built_on))
     return src, _packages(r, data, "build-package", sources), builds
 
 
@@ -414,10 +433,18 @@ def loads(text: str, path: Path) -> Lock:
     architectures = tuple(r.get(data, "architectures", list, ()))
     if python_source is not None:
         built = sorted(b.architecture for b in builds)
-        if built != sorted(architectures):
+        # Each architecture shipped, and each that cross-compiles one, has its build.
+        needed = sorted({*architectures, *(b.built_on for b in builds)})
+        if built != needed:
             raise r.fail(("python-build",), "[[python-build]] is for "
-                         f"{', '.join(built) or 'no architecture'}, the lock for "
-                         f"{', '.join(architectures)}")
+                         f"{', '.join(built) or 'no architecture'}, the lock needs "
+                         f"{', '.join(needed)}")
+        crossed = {b.architecture for b in builds if b.build_architecture}
+        for b in builds:
+            if b.build_architecture and (b.build_architecture == b.architecture
+                                         or b.build_architecture in crossed):
+                raise r.fail(("python-build",), f"[[python-build]] {b.architecture}: its "
+                             f"build-architecture {b.build_architecture} must be built natively")
     providers = []
     for w, t in r.tables(data, "provider"):
         providers.append((r.get(t, "architecture", str, w), r.get(t, "virtual", str, w),

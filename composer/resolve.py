@@ -476,3 +476,49 @@ class Solver:
 def solve(index: Index, roots: Iterable[str], exclude: Iterable[str] = (),
           prefer: dict[str, str] | None = None, recommends: bool = False) -> Resolution:
     return Solver(index, exclude, prefer, recommends).solve(roots)
+
+
+def cross(build_index: Index, host_index: Index, build_roots: Iterable[str],
+          host_roots: Iterable[str]) -> tuple[Resolution, Resolution]:
+    """A cross build root, as apt installs ``BUILD_ROOTS HOST_ROOTS:HOST`` on a machine of
+    the build architecture with the host one added (``dpkg --add-architecture``): the
+    build machine's tools and the host architecture's libraries.
+
+    A host package's dependency on a ``Multi-Arch: foreign`` package is met by the build
+    architecture's instance (a tool, such as ``ncurses-bin`` for ``libncurses-dev``, or
+    an Architecture: all package), so those are excluded from the host's walk, taken as
+    roots of the build's, and solved with it. As for apt, an Architecture: all package
+    that is not ``Multi-Arch: foreign`` is the build architecture's and meets no host
+    package's dependency; a name both walks choose must be ``Multi-Arch: same``, of one
+    version (both instances are installed: ``libc6``). Returns (build, host)
+    resolutions."""
+    host_roots = tuple(host_roots)
+    foreign: set[str] = set()
+    while True:
+        host = solve(host_index, host_roots, exclude=foreign)
+        more = {p.name for p in host.packages if p.multi_arch == "foreign"}
+        if not more:
+            break
+        foreign |= more
+    arch, other = host_index.architecture, build_index.architecture
+    for p in host.packages:
+        if p.architecture == "all":
+            wanted_by = sorted({e.dependent for e in host.edges if e.target == p.name})
+            raise ResolveError(
+                f"the cross build root's {arch} packages ({', '.join(wanted_by)}) need "
+                f"{p.name}, which is Architecture: all without Multi-Arch: foreign: apt "
+                f"installs it as {other}'s, and it meets no {arch} package's dependency",
+                "Debian marks such packages Multi-Arch: foreign; report it to the package")
+    needed = sorted({name for name, _ in host.excluded if name in foreign})
+    build = solve(build_index, (*build_roots, *needed))
+    mine = {p.name: p for p in build.packages}
+    for p in host.packages:
+        other_p = mine.get(p.name)
+        if other_p is not None and not (p.multi_arch == other_p.multi_arch == "same"
+                                        and p.version == other_p.version):
+            raise ResolveError(
+                f"the cross build root needs {p.name} of both {other} ({other_p.version}) and "
+                f"{arch} ({p.version}), which cannot be installed together",
+                f"only Multi-Arch: same packages of one version can be; this is "
+                f"Multi-Arch: {p.multi_arch or 'no'}")
+    return build, host

@@ -19,7 +19,10 @@ def available() -> bool:
 
 
 class AptOracle:
-    def __init__(self, work: Path, packages_files: list[Path], arch: str) -> None:
+    def __init__(self, work: Path, packages_files: list[Path], arch: str,
+                 foreign: tuple[str, ...] = ()) -> None:
+        """``foreign``: architectures added as ``dpkg --add-architecture`` would (their
+        packages are in ``packages_files`` too, each stanza naming its architecture)."""
         self.work = work
         for sub in ("state/lists", "cache", "etc/parts", "etc/sources.list.d", "etc/preferences.d"):
             (work / sub).mkdir(parents=True, exist_ok=True)
@@ -40,7 +43,7 @@ class AptOracle:
             f"-oDir::Etc::sourceparts={w}/etc/sources.list.d",
             f"-oDir::Etc::preferences={w}/etc/preferences",
             f"-oDir::Etc::preferencesparts={w}/etc/preferences.d", f"-oDir::Etc::parts={w}/etc/parts",
-            f"-oAPT::Architecture={arch}", f"-oAPT::Architectures={arch}",
+            f"-oAPT::Architecture={arch}", f"-oAPT::Architectures={','.join((arch, *foreign))}",
             "-oDebug::NoLocking=1", "-oAPT::Sandbox::User=root", "-oAcquire::Languages=none",
         ]
         self.env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
@@ -56,6 +59,21 @@ class AptOracle:
         if out.returncode != 0:
             raise RuntimeError(f"apt-get failed for {roots}:\n{out.stdout}\n{out.stderr}")
         return {line.split()[1] for line in out.stdout.splitlines() if line.startswith("Inst ")}
+
+
+    def install_arch_set(self, roots: list[str]) -> set[tuple[str, str]]:
+        """(name, architecture) of each package apt would install: ``all`` for an
+        Architecture: all one (roots may be qualified, ``libc6-dev:arm64``)."""
+        out = subprocess.run(self.command(roots), env=self.env, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"apt-get failed for {roots}:\n{out.stdout}\n{out.stderr}")
+        got = set()
+        for line in out.stdout.splitlines():
+            if line.startswith("Inst "):
+                # Inst NAME[:ARCH] (VERSION ORIGIN [ARCH])
+                name = line.split()[1].split(":")[0]
+                got.add((name, line.rsplit("[", 1)[1].split("]")[0]))
+        return got
 
 
 def apt_install_set(work: Path, packages_files: list[Path], arch: str, roots: list[str]) -> set[str]:

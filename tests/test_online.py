@@ -220,3 +220,24 @@ def test_random_single_packages_agree_with_apt(real_indexes, arch: str, tmp_path
         if ours != theirs:
             disagreements[name] = (ours, theirs)
     assert not disagreements, disagreements
+
+
+@pytest.mark.parametrize("readline", [True, False])
+def test_cross_build_root_agrees_with_apt(real_indexes, readline: bool, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The cross build root of CPython for arm64 (tools of amd64, libraries of arm64) is
+    what apt installs on an amd64 machine with arm64 added, to the architecture."""
+    from composer import cpython, resolve
+    from composer.model import PythonBuild
+    from tests.aptoracle import AptOracle, available
+
+    if not available():
+        pytest.skip("apt-get is not installed")
+    _, indexes = real_indexes
+    tools, libs = cpython.cross_roots("3.13.15", PythonBuild("forky", readline=readline), "arm64")
+    on, to = resolve.cross(indexes["amd64"][0], indexes["arm64"][0], tools, libs)
+    ours = {(p.name, p.architecture) for p in (*on.packages, *to.packages)}
+    apt = AptOracle(tmp_path / "apt", [*indexes["amd64"][1], *indexes["arm64"][1]], "amd64",
+                    ("arm64",))
+    assert ours == apt.install_arch_set([*tools, *(f"{n}:arm64" for n in libs)])
+    assert ("gcc-aarch64-linux-gnu", "amd64") in ours and ("libssl-dev", "arm64") in ours
+    assert {("libc6", "amd64"), ("libc6", "arm64")} <= ours

@@ -609,6 +609,6 @@ def test_the_documented_source_build_profile_loads(tmp_path: Path) -> None:
     (tmp_path / "profiles" / "py313-lean.toml").write_text(example)
     p = load(tmp_path / "profiles" / "py313-lean.toml")
     assert p.python_build is not None and p.python_build.source_suite == "forky"
-    assert not p.python_build.readline and p.architectures == ("amd64",)
+    assert not p.python_build.readline and p.architectures == ("amd64", "arm64")
     assert [s.suite for s in p.sources if not s.binaries] == ["forky"]
     assert not {"python3.13-minimal", "libreadline8t64"} & set(p.include)

@@ -1,8 +1,8 @@
 """Every shipped profile locked afresh against the real archive (Debian's mirrors drop
 superseded .debs, so the committed locks are not used), built for its architectures
-(amd64 and arm64; amd64 only where CPython is compiled from source) into one OCI index
-each, and run: the shared smoke tests of tests/smoke.py, amd64 natively and arm64 under
-qemu-user."""
+(amd64 and arm64) into one OCI index each, and run: the shared smoke tests of
+tests/smoke.py, amd64 natively and arm64 under qemu-user. (py313-latest's CPython,
+compiled from source, is cross-compiled for arm64.)"""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ dynamic linker's cache, accounts for the build user and a writable ``/tmp``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from composer.debian.deb import Deb
@@ -27,22 +28,32 @@ ALTERNATIVES = (
 """(link, candidates in order): set up as ``update-alternatives`` would have (Debian's
 priorities put the first candidate present first), unless a package ships the link."""
 
-NEEDED = ("usr/bin/sh", "usr/bin/cc", "usr/bin/make", "usr/bin/awk")
+NEEDED = ("usr/bin/sh", "usr/bin/{compiler}", "usr/bin/make", "usr/bin/awk")
 """What a build root cannot do without."""
 
 
-def assemble_root(debs: Iterable[tuple[str, Deb]], arch: str, user: tuple[str, int, int]
-                  ) -> assemble.Tree:
-    """The build root's tree: the packages, then the native setup. (Times are not
-    kept: a build root is written to disk as files, never as an archive.)"""
+def assemble_root(debs: Iterable[tuple[str, Deb]], arch: str, user: tuple[str, int, int],
+                  skip: tuple[str, ...] = (), compiler: str = "cc") -> assemble.Tree:
+    """The build root's tree: the packages (less the paths below the ``skip`` prefixes),
+    then the native setup. ``arch`` is the machine's that runs the build root's tools;
+    a cross build root holds another architecture's libraries too. (Times are not kept:
+    a build root is written to disk as files, never as an archive.)
+
+    Documentation is what ``skip`` is for: the two instances of a Multi-Arch: same
+    package may differ there (a binNMU's changelog), and a build never reads it."""
     tree = assemble.merged_usr(arch, 0)
+    if skip:
+        debs = [(name, dataclasses.replace(deb, members=tuple(
+            m for m in deb.members if not m.path.startswith(skip)))) for name, deb in debs]
     assemble.merge(tree, debs)
-    setup(tree, arch, user)
+    setup(tree, arch, user, compiler)
     return tree
 
 
-def setup(tree: assemble.Tree, arch: str, user: tuple[str, int, int]) -> None:
-    """What the maintainer scripts would have done, for a toolchain."""
+def setup(tree: assemble.Tree, arch: str, user: tuple[str, int, int], compiler: str = "cc"
+          ) -> None:
+    """What the maintainer scripts would have done, for a toolchain. ``compiler``: the
+    command the build compiles with (a cross compiler is named by its triplet)."""
     for link, candidates in ALTERNATIVES:
         if tree.lookup(link) is not None:
             continue
@@ -50,7 +61,7 @@ def setup(tree: assemble.Tree, arch: str, user: tuple[str, int, int]) -> None:
             if tree.lookup(f"usr/bin/{name}") is not None:
                 tree.put(Entry(link, SYMLINK, 0o777, target=name))
                 break
-    missing = [p for p in NEEDED if tree.lookup(p) is None]
+    missing = [p for p in (n.format(compiler=compiler) for n in NEEDED) if tree.lookup(p) is None]
     if missing:
         raise ComposeError(f"[{arch}] the build root has no {', '.join('/' + m for m in missing)}",
                            "the lock's build packages are incomplete: run `compose lock` again")

@@ -32,6 +32,7 @@ from composer.lockfile import Lock, LockedPackage, LockedSource
 
 if TYPE_CHECKING:
     from composer.audit.report import AuditReport
+    from composer.pipeline.pybuild import Interpreter
 from composer.model import Profile, ReleaseRecord
 from composer.pipeline import Options, check
 from composer.pipeline.tree import BuiltTree, TreeReport, assemble_tree, read_debs
@@ -403,6 +404,11 @@ def interpreter(prof: Profile, lk: Lock, arch: str, cache: Any, opts: BuildOptio
     """The files of the CPython the lock builds from source: from the cache (unless the
     memo is off, as for ``verify``), or built again from the lock's pinned source and
     build root; either way, the files the lock was made from."""
+    return _interpreter(prof, lk, arch, cache, opts).entries
+
+
+def _interpreter(prof: Profile, lk: Lock, arch: str, cache: Any, opts: BuildOptions
+                 ) -> Interpreter:
     from composer.pipeline import pybuild
 
     built = lk.python_build(arch)
@@ -410,13 +416,18 @@ def interpreter(prof: Profile, lk: Lock, arch: str, cache: Any, opts: BuildOptio
         raise LockError("the lock builds CPython from source, the profile does not",
                         f"run `compose lock {prof.path}`")
     assert lk.python_source is not None
+    # A cross build runs the build machine's own build of the same CPython.
+    build_python = None
+    if built.build_architecture:
+        build_python = (built.build_architecture,
+                        _interpreter(prof, lk, built.build_architecture, cache, opts))
     root_pkgs = lk.build_root(arch)
     files = fetched(wanted_debs(lk.sources, root_pkgs, lk.python_source), cache, opts)
     got = pybuild.interpreter(
         lk.python_source, prof.python_version, prof.python_build, arch, root_pkgs, files, cache,
-        opts.say, opts.env, reuse=opts.memo)
+        opts.say, opts.env, reuse=opts.memo, build_python=build_python)
     pybuild.check_against_lock(got, built, arch)
-    return got.entries
+    return got
 
 
 SBOM_DIR = "usr/share/sbom"
@@ -540,9 +551,12 @@ def vendor(prof: Profile, lock_path: Path, directory: Path, opts: BuildOptions) 
                            "give the directory to copy the .debs into")
     prep = prepare(prof, lock_path, opts)
     lk = prep.lock
-    # A source-built CPython's tarball and build root too: a build that finds its
-    # interpreter missing from the cache builds it again from them.
-    pkgs = [p for a in prep.archs for p in (*lk.for_arch(a), *lk.build_root(a))]
+    # A source-built CPython's tarball and build roots too (a cross build's, and its
+    # build machine's): a build that finds its interpreter missing from the cache
+    # builds it again from them.
+    roots = {b.built_on for a in prep.archs if (b := lk.python_build(a)) is not None}
+    pkgs = [*(p for a in prep.archs for p in lk.for_arch(a)),
+            *(p for a in sorted({*prep.archs, *roots}) for p in lk.build_root(a))]
     wanted = {(w.archive, w.filename): w
               for w in wanted_debs(lk.sources, pkgs, lk.python_source)}
     paths = fetched(list(wanted.values()), prep.cache, opts)

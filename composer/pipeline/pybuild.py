@@ -165,21 +165,38 @@ def runtime_links(root: Mapping[str, Entry], output: Mapping[str, Entry], arch: 
     return tuple(sorted(found.items()))
 
 
+def built_on(arch: str) -> str:
+    """The architecture whose machine builds ``arch``'s CPython at lock time: ``arch``
+    when this machine runs its programs, else this machine's own (a cross build)."""
+    here = sandbox.machine_arch()
+    if sandbox.native(arch) or here is None or not cpython.supported(here):
+        return arch
+    return here
+
+
 def interpreter(source: LockedSource, version: str, build: PythonBuild, arch: str,
                 root_pkgs: Sequence[LockedPackage], paths: Mapping[str, Path], cache: Cache,
-                say: Callable[[str], None], env: Mapping[str, str], reuse: bool = True
-                ) -> Interpreter:
+                say: Callable[[str], None], env: Mapping[str, str], reuse: bool = True,
+                build_python: tuple[str, Interpreter] | None = None) -> Interpreter:
     """The interpreter for ``arch``, from the cache (unless ``reuse`` is off) or built
     now. ``paths`` gives the verified files (the tarball and the build root's .debs) by
-    sha256; it is read only when the interpreter is built."""
+    sha256; it is read only when the interpreter is built. ``build_python``: for a cross
+    build, the build machine's architecture and its own build of this CPython."""
     from composer.pipeline.tree import read_debs
 
-    if not cpython.supported(arch) or not sandbox.native(arch):
-        raise ComposeError(f"[{arch}] CPython can be built from source only for the machine's "
-                           "own architecture so far",
-                           f"build on an {arch} machine, or use build = \"debian\" for {arch}")
+    machine = build_python[0] if build_python else arch
+    if not cpython.supported(arch):
+        raise ComposeError(f"[{arch}] compose cannot build CPython for {arch}",
+                           f"it builds for {', '.join(sorted(cpython.TRIPLETS))}; use build = "
+                           f"\"debian\" for {arch}")
+    if not sandbox.native(machine):
+        how = "natively" if machine == arch else "by cross-compiling"
+        raise ComposeError(f"[{arch}] the lock builds CPython for {arch} on an {machine} machine "
+                           f"({how}), and this one cannot run {machine} programs",
+                           f"build on an {machine} machine, or lock again on this one")
     pinned = [cpython.Pinned(p.name, p.version, p.deb_architecture, p.sha256) for p in root_pkgs]
-    key = cpython.cache_key(source.sha256, version, build, arch, pinned)
+    key = cpython.cache_key(source.sha256, version, build, arch, pinned, machine,
+                            build_python[1].tree_sha256 if build_python else None)
     # Derived cache entries carry their own checksum: one that is damaged reads as None.
     meta_raw = cache.read_derived(key, "cpython-meta") if reuse else None
     blob = cache.read_derived(key, "cpython-tree") if meta_raw is not None else None
@@ -196,23 +213,30 @@ def interpreter(source: LockedSource, version: str, build: PythonBuild, arch: st
     fd, log_name = tempfile.mkstemp(prefix=f"compose-cpython-{arch}-", suffix=".log")
     os.close(fd)
     log = Path(log_name)
+    cross = "" if machine == arch else f", cross-compiled on {machine}"
     with tempfile.TemporaryDirectory(prefix="compose-cpython-") as tmp:
         root = Path(tmp) / "root"
         epoch = unpack_source(paths[source.sha256], source.filename.rsplit("/", 1)[-1], root,
                               cpython.SOURCE_DIR.lstrip("/"))
-        say(f"[{arch}] assembling the build root ({len(root_pkgs)} packages)")
+        say(f"[{arch}] assembling the build root ({len(root_pkgs)} packages{cross})")
         debs = read_debs(list(root_pkgs), paths, cache, os.cpu_count() or 1)
-        tree = buildroot.assemble_root(debs, arch, cpython.BUILD_USER)
+        tree = buildroot.assemble_root(debs, machine, cpython.BUILD_USER, SKIP_IN_ROOT,
+                                       cpython.compiler(arch, machine))
         sandbox.materialize(tree.entries, root, skip=SKIP_IN_ROOT)
+        if build_python:
+            where = cpython.BUILD_PYTHON.lstrip("/")
+            sandbox.materialize({f"{where}/{k}": dataclasses.replace(e, path=f"{where}/{k}")
+                                 for k, e in build_python[1].entries.items()}, root, skip=())
         home = root / cpython.HOME.lstrip("/")
-        (home / "config.site").write_text(cpython.CONFIG_SITE)
+        (home / "config.site").write_text(cpython.config_site(arch, machine))
         jobs = len(os.sched_getaffinity(0))
-        (home / "build.sh").write_text(cpython.script(version, build, arch, jobs))
-        say(f"[{arch}] building CPython {source.upstream_version} (sealed; {jobs} jobs; "
+        (home / "build.sh").write_text(cpython.script(version, build, arch, jobs, machine))
+        say(f"[{arch}] building CPython {source.upstream_version} (sealed{cross}; {jobs} jobs; "
             f"log {log})")
         _, uid, gid = cpython.BUILD_USER
         sandbox.sealed(root, ["/bin/sh", "-eu", f"{cpython.HOME}/build.sh"],
-                       cpython.environment(epoch), cpython.SOURCE_DIR, log, (uid, gid), timeout)
+                       cpython.environment(epoch, arch, machine), cpython.SOURCE_DIR, log,
+                       (uid, gid), timeout)
         entries = read_output(root, cpython.DESTDIR.lstrip("/"))
     log.unlink()
     if not entries:
@@ -254,7 +278,9 @@ class LockedBuild:
 def lock_build(prof: Profile, archive: Any, verified: Sequence[Any], indexes: Sequence[Any],
                cache: Cache, say: Callable[[str], None], env: Mapping[str, str]) -> LockedBuild:
     """Pin the source and the build roots, and build (or take from the cache) each
-    architecture's interpreter to learn what it links."""
+    architecture's interpreter to learn what it links. An architecture this machine
+    cannot run is cross-compiled by this machine's own (``built_on``), which is then
+    built too, shipped or not."""
     from composer import lockfile, resolve
     from composer.pipeline.build import _Debs, wanted_debs
 
@@ -263,17 +289,49 @@ def lock_build(prof: Profile, archive: Any, verified: Sequence[Any], indexes: Se
     assert build is not None and version is not None
     source = pin_source(archive.source_package, verified, version, build)
     records = [v.record for v in verified]
-    roots = cpython.build_roots(version, build)
-    resolutions = [resolve.solve(ix, roots) for ix in indexes]
-    pkgs = lockfile.build_packages(records, resolutions)
-    builds = []
-    for arch in prof.architectures:
-        root_pkgs = [p for p in pkgs if p.architecture == arch]
+    by_arch = {ix.architecture: ix for ix in indexes}
+
+    def index(arch: str) -> Any:
+        if arch not in by_arch:
+            by_arch[arch] = archive.index(verified, arch)
+        return by_arch[arch]
+
+    plan = {arch: built_on(arch) for arch in prof.architectures}
+    natives = sorted({*(a for a, b in plan.items() if a == b), *plan.values()})
+    pkgs: list[LockedPackage] = []
+    done: dict[str, tuple[BuiltPython, Interpreter]] = {}
+
+    def run(arch: str, root_pkgs: list[LockedPackage],
+            build_python: tuple[str, Interpreter] | None) -> None:
         files = _Debs(functools.partial(archive.fetch_debs,
                                         wanted_debs(records, root_pkgs, source)))
-        got = interpreter(source, version, build, arch, root_pkgs, files, cache, say, env)
-        builds.append(BuiltPython(arch, got.tree_sha256, got.links))
-    return LockedBuild(source, pkgs, tuple(builds))
+        got = interpreter(source, version, build, arch, root_pkgs, files, cache, say, env,
+                          build_python=build_python)
+        pkgs.extend(root_pkgs)
+        done[arch] = (BuiltPython(arch, got.tree_sha256, got.links,
+                                  build_python[0] if build_python else ""), got)
+
+    for arch in natives:
+        res = resolve.solve(index(arch), cpython.build_roots(version, build))
+        run(arch, list(lockfile.build_packages(records, [res])), None)
+    for arch, machine in sorted(plan.items()):
+        if arch == machine:
+            continue
+        if not cpython.supported(machine):
+            raise ComposeError(f"[{arch}] CPython for {arch} would be cross-compiled on this "
+                               f"{machine} machine, which compose cannot build on")
+        tools, libraries = cpython.cross_roots(version, build, arch)
+        # The build machine's CPython runs in the cross build root: what it links too.
+        runs_with = sorted({package for _, package in done[machine][0].links})
+        on, to = resolve.cross(index(machine), index(arch), (*tools, *runs_with), libraries)
+        root_pkgs = [dataclasses.replace(p, architecture=arch)
+                     for p in lockfile.build_packages(records, [on])]
+        root_pkgs += lockfile.build_packages(records, [to])
+        run(arch, sorted(root_pkgs, key=lambda p: (p.name, p.deb_architecture)),
+            (machine, done[machine][1]))
+    return LockedBuild(source, tuple(sorted(pkgs, key=lambda p: (p.architecture, p.name,
+                                                                  p.deb_architecture))),
+                       tuple(done[a][0] for a in sorted(done)))
 
 
 def check_closure(prof: Profile, arch: str, packages: Sequence[PackageRecord],
@@ -286,7 +344,8 @@ def check_closure(prof: Profile, arch: str, packages: Sequence[PackageRecord],
 
     assert prof.python_build is not None
     shipped = {p.name: p.version for p in packages}
-    built_with = {p.name: p.version for p in build.build_packages if p.architecture == arch}
+    built_with = {p.name: p.version for p in build.build_packages
+                  if p.architecture == arch and p.deb_architecture in (arch, "all")}
     for name in sorted(build.linked.get(arch, ())):
         if shipped.get(name) != built_with.get(name):
             raise LockError(
