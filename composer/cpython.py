@@ -26,7 +26,8 @@ PATCHES = "none"
 """What the lock records of Debian's patches: the upstream source is built as released."""
 
 TRIPLETS = {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
-"""The architectures compose builds CPython for, with their GNU triplets."""
+"""The architectures compose builds CPython for (``model.SOURCE_BUILD_ARCHES``), with
+their GNU triplets."""
 
 TOOLS = ("dash", "coreutils", "sed", "grep", "mawk", "diffutils", "findutils", "make",
          "binutils", "gcc", "libc6-dev", "pkgconf")

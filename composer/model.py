@@ -30,6 +30,9 @@ INTERPRETER = "cpython"
 """The package name a CPython compiled from source goes by: its files in an image and
 what the lock's ``required-by`` names for the libraries it links."""
 
+SOURCE_BUILD_ARCHES = ("amd64", "arm64")
+"""The architectures compose compiles CPython for (natively or cross)."""
+
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 """A sha256 as lower-case hex, as Release, Packages and locks write it."""
 

@@ -20,6 +20,7 @@ from composer.errors import ProfileError
 from composer.model import (
     ARCHIVE_NAME,
     PACKAGE_NAME,
+    SOURCE_BUILD_ARCHES,
     WANTED,
     ImageSpec,
     Profile,
@@ -344,6 +345,13 @@ def parse(text: str, path: Path) -> Profile:
                               'write it as "3.13"')
 
     python_build = _python_build(ck, py or {}, python_version, sources, include)
+    if python_build is not None:
+        other = [a for a in architectures if a not in SOURCE_BUILD_ARCHES]
+        if other:
+            raise ck.fail(("architectures",), f"CPython is built from source for "
+                          f"{' and '.join(SOURCE_BUILD_ARCHES)} only, not {', '.join(other)}",
+                          f"remove {', '.join(other)}, or use build = \"debian\" (the suite's "
+                          "CPython)")
     py_compile = ck.typed((py or {}).get("compile", True), bool, ("python", "compile"), "true or false")
     py_trim = ck.typed((py or {}).get("trim", True), bool, ("python", "trim"), "true or false")
     image = _image(ck, data.get("image", {}))

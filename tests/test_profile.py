@@ -594,6 +594,10 @@ def test_a_source_build_names_its_suite_and_options() -> None:
     (edit('suite = "trixie"\n', 'suite = "trixie"\nbinaries = false\n',
           edit('suite = "trixie-security"\n', 'suite = "trixie-security"\nbinaries = false\n')),
      r"every \[\[source\]\] has binaries = false", r"only on a suite read for its sources"),
+    (edit('architectures = ["amd64", "arm64"]', 'architectures = ["amd64", "armhf", "i386"]',
+          SOURCE_BUILD),
+     r"t\.toml:3: architectures: CPython is built from source for amd64 and arm64 only, not "
+     r"armhf, i386", r'remove armhf, i386, or use build = "debian"'),
 ])
 def test_source_build_mistakes(text: str, message: str, hint: str) -> None:
     err = fails(text)

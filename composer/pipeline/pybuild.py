@@ -317,9 +317,6 @@ def lock_build(prof: Profile, archive: Any, verified: Sequence[Any], indexes: Se
     for arch, machine in sorted(plan.items()):
         if arch == machine:
             continue
-        if not cpython.supported(machine):
-            raise ComposeError(f"[{arch}] CPython for {arch} would be cross-compiled on this "
-                               f"{machine} machine, which compose cannot build on")
         tools, libraries = cpython.cross_roots(version, build, arch)
         # The build machine's CPython runs in the cross build root: what it links too.
         runs_with = sorted({package for _, package in done[machine][0].links})
