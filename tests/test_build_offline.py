@@ -290,6 +290,18 @@ def test_two_architectures_give_an_image_index(multi: tuple[str, str, Layout]) -
     assert arm["usr/lib/aarch64-linux-gnu/libc.so.6"].data == b"libc for arm64\n"
 
 
+def test_verify_of_one_architecture_against_both_says_so(
+        world: World, multi: tuple[str, str, Layout]) -> None:
+    _, _, layout = multi
+    rc, _, err = world.run("verify", "profiles/multi.toml", "--arch", "arm64", "--image",
+                           layout.root, *world.flags)
+    assert rc == 2, err  # before any rebuild
+    (line,) = re.findall(r"^error: .*$", err, re.M)
+    assert line.endswith(f"--arch arm64 rebuilds one architecture, and {layout.root} holds "
+                         "amd64, arm64"), line
+    assert "hint: verify without --arch, or against a layout built with --arch arm64" in err
+
+
 def test_zstd_layers_do_not_depend_on_jobs(world: World, multi: tuple[str, str, Layout],
                                            tmp_path: Path) -> None:
     digest, _, layout = multi

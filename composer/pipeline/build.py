@@ -515,6 +515,13 @@ def verify(prof: Profile, lock_path: Path, against: Path | None, expect: str | N
     if against is not None and not (against / "oci-layout").is_file():
         raise ComposeError(f"{against} is not an OCI image layout",
                            "build it with `compose build`, or name the layout with --image")
+    if against is not None and opts.arch:
+        held = oci.layout_architectures(against)
+        if held and held != [opts.arch]:
+            raise ComposeError(f"--arch {opts.arch} rebuilds one architecture, and {against} "
+                               f"holds {', '.join(held)}",
+                               "verify without --arch, or against a layout built with --arch "
+                               f"{opts.arch}")
     with tempfile.TemporaryDirectory(prefix="compose-verify-") as tmp:
         rebuilt = build(prof, lock_path, Path(tmp) / "image", dataclasses.replace(opts, memo=False))
         problem = None
