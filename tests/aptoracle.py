@@ -9,6 +9,7 @@ number of requests; the benchmarks time those answers as apt's warm figure.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -69,10 +70,10 @@ class AptOracle:
             raise RuntimeError(f"apt-get failed for {roots}:\n{out.stdout}\n{out.stderr}")
         got = set()
         for line in out.stdout.splitlines():
-            if line.startswith("Inst "):
-                # Inst NAME[:ARCH] (VERSION ORIGIN [ARCH])
-                name = line.split()[1].split(":")[0]
-                got.add((name, line.rsplit("[", 1)[1].split("]")[0]))
+            # Inst NAME[:ARCH] (VERSION ORIGIN [ARCH]) [what it breaks, maybe empty]
+            m = re.match(r"Inst ([^ :]+)\S* \(\S+ \S+ \[([^]]+)\]\)", line)
+            if m:
+                got.add((m[1], m[2]))
         return got
 
 
