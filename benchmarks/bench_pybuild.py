@@ -113,7 +113,7 @@ CPython {src.upstream_version} (py313-latest), amd64 built natively, arm64 cross
 |---|---|
 | first `compose lock`, amd64 (empty cache: indexes, {len(lk.build_root('amd64'))} build-root .debs and the tarball downloaded, build root assembled, sealed configure + make + make install) | {first:.0f} s |
 | the same configure + make + make install run straight on the host (its own gcc and -dev packages, no sandbox, source already unpacked) | {peer:.0f} s |
-| then `compose lock` of both: arm64 cross-compiled ({len(lk.build_root('arm64'))} packages in the cross build root downloaded and assembled; the amd64 interpreter from the cache) | {crossed:.0f} s |
+| then `compose lock` of both: arm64 cross-compiled ({len(lk.build_root('arm64'))} packages in the cross build root, those of arm64 and the cross toolchain downloaded, assembled; the amd64 interpreter from the cache) | {crossed:.0f} s |
 | `compose build --locked` after it (both interpreters from the cache; the images' {sizes['py313-latest', 'amd64']['packages']} + {sizes['py313-latest', 'arm64']['packages']} .debs fetched, their trees assembled, byte-compiled, compressed) | {cached:.1f} s |
 | `compose build --locked` again (layers reused too) | {rebuild:.2f} s |
 

@@ -16,7 +16,7 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from composer.model import PythonBuild
+from composer.model import SOURCE_BUILD_MACHINE, PythonBuild
 
 RECIPE = 1
 """The version of this recipe: bumped whenever the build's steps or flags change, so that
@@ -74,6 +74,9 @@ ac_cv_working_tzset=yes
 ac_cv_computed_gotos=yes
 ac_cv_header_bluetooth_bluetooth_h=no
 """
+
+
+BUILD_MACHINE = SOURCE_BUILD_MACHINE
 
 
 def supported(arch: str) -> bool:

@@ -8,7 +8,8 @@ Schema version 1 (public API; a change of meaning bumps it):
   ``valid-until`` (when the Release has one), ``release-sha256`` (of the verified
   Release text), ``signed-by`` (primary-key fingerprints of its good signatures);
 * ``[[package]]`` per package and image architecture: ``name``, ``version``,
-  ``architecture`` (the image's), ``deb-architecture`` (only when ``all``), ``archive``,
+  ``architecture`` (the image's), ``deb-architecture`` (only when it differs: ``all``,
+  or in a cross build root the build machine's), ``archive``,
   ``suite``, ``filename`` (archive-relative), ``size``, ``sha256``, ``source``,
   ``source-version``, ``root`` (only when requested by the profile), ``required-by``;
 * ``[[provider]]``: a virtual name, the provider chosen for it, who wanted it;

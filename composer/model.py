@@ -31,7 +31,11 @@ INTERPRETER = "cpython"
 what the lock's ``required-by`` names for the libraries it links."""
 
 SOURCE_BUILD_ARCHES = ("amd64", "arm64")
-"""The architectures compose compiles CPython for (natively or cross)."""
+"""The architectures compose compiles CPython for."""
+
+SOURCE_BUILD_MACHINE = "amd64"
+"""The machine CPython is compiled on: amd64 natively, the others cross-compiled. Fixed,
+so that a lock does not depend on the machine that made it."""
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 """A sha256 as lower-case hex, as Release, Packages and locks write it."""

@@ -21,6 +21,7 @@ from composer.model import (
     ARCHIVE_NAME,
     PACKAGE_NAME,
     SOURCE_BUILD_ARCHES,
+    SOURCE_BUILD_MACHINE,
     WANTED,
     ImageSpec,
     Profile,
@@ -352,6 +353,12 @@ def parse(text: str, path: Path) -> Profile:
                           f"{' and '.join(SOURCE_BUILD_ARCHES)} only, not {', '.join(other)}",
                           f"remove {', '.join(other)}, or use build = \"debian\" (the suite's "
                           "CPython)")
+        crossed = [a for a in architectures if a != SOURCE_BUILD_MACHINE]
+        if python_build.pgo and crossed:
+            raise ck.fail(("python", "pgo"), f"PGO runs the interpreter being built, which "
+                          f"cannot run where {', '.join(crossed)} is cross-compiled (on "
+                          f"{SOURCE_BUILD_MACHINE})",
+                          f"set pgo = false, or build {SOURCE_BUILD_MACHINE} only")
     py_compile = ck.typed((py or {}).get("compile", True), bool, ("python", "compile"), "true or false")
     py_trim = ck.typed((py or {}).get("trim", True), bool, ("python", "trim"), "true or false")
     image = _image(ck, data.get("image", {}))

@@ -486,17 +486,21 @@ def cross(build_index: Index, host_index: Index, build_roots: Iterable[str],
 
     A host package's dependency on a ``Multi-Arch: foreign`` package is met by the build
     architecture's instance (a tool, such as ``ncurses-bin`` for ``libncurses-dev``, or
-    an Architecture: all package), so those are excluded from the host's walk, taken as
-    roots of the build's, and solved with it. As for apt, an Architecture: all package
-    that is not ``Multi-Arch: foreign`` is the build architecture's and meets no host
-    package's dependency; a name both walks choose must be ``Multi-Arch: same``, of one
-    version (both instances are installed: ``libc6``). Returns (build, host)
-    resolutions."""
+    an Architecture: all package), and so is one on ``NAME:any`` of a ``Multi-Arch:
+    allowed`` package (``perl:any``): those are excluded from the host's walk, taken as
+    roots of the build's, and solved with it; the build's instance must then meet each
+    such dependency's version too. As for apt, an Architecture: all package that is not
+    ``Multi-Arch: foreign`` is the build architecture's and meets no host package's
+    dependency; a name both walks choose must be ``Multi-Arch: same``, of one version
+    (both instances are installed: ``libc6``). Returns (build, host) resolutions."""
     host_roots = tuple(host_roots)
     foreign: set[str] = set()
     while True:
         host = solve(host_index, host_roots, exclude=foreign)
-        more = {p.name for p in host.packages if p.multi_arch == "foreign"}
+        plain = {*host_roots, *(r.name for p in host.packages for g in (*p.pre_depends, *p.depends)
+                                for r in g if r.arch != "any")}
+        more = {p.name for p in host.packages if p.multi_arch == "foreign"
+                or (p.multi_arch == "allowed" and p.name not in plain)}
         if not more:
             break
         foreign |= more
@@ -511,6 +515,7 @@ def cross(build_index: Index, host_index: Index, build_roots: Iterable[str],
                 "Debian marks such packages Multi-Arch: foreign; report it to the package")
     needed = sorted({name for name, _ in host.excluded if name in foreign})
     build = solve(build_index, (*build_roots, *needed))
+    _check_foreign(host, build, arch, other)
     mine = {p.name: p for p in build.packages}
     for p in host.packages:
         other_p = mine.get(p.name)
@@ -522,3 +527,35 @@ def cross(build_index: Index, host_index: Index, build_roots: Iterable[str],
                 f"only Multi-Arch: same packages of one version can be; this is "
                 f"Multi-Arch: {p.multi_arch or 'no'}")
     return build, host
+
+
+def _check_foreign(host: Resolution, build: Resolution, arch: str, other: str) -> None:
+    """Each dependency of a host package is met by the host's walk, or by a package of
+    the build's that may meet another architecture's dependency (``Multi-Arch:
+    foreign``, or ``allowed`` for ``NAME:any``), in a version the relation accepts: the
+    two architectures' packages may be out of step in the archive."""
+    def meets(rec: PackageRecord, rel: Relation, foreign_only: bool) -> bool:
+        if foreign_only and not (rec.multi_arch == "foreign"
+                                 or (rec.multi_arch == "allowed" and rel.arch == "any")):
+            return False
+        if rec.name == rel.name:
+            return rel.op is None or version.satisfies(rec.version, rel.op, rel.version or "")
+        return any(matches_provide(rec, p, rel) for p in rec.provides)
+
+    def anyone(pkgs: tuple[PackageRecord, ...], rel: Relation, foreign_only: bool) -> bool:
+        return any(meets(r, rel, foreign_only) for r in pkgs)
+
+    for p in host.packages:
+        for group in (*p.pre_depends, *p.depends):
+            if any(anyone(host.packages, rel, False) or anyone(build.packages, rel, True)
+                   for rel in group):
+                continue
+            found = {r.name: r.version for r in build.packages if any(r.name == rel.name
+                                                                      for rel in group)}
+            has = (f"has only {', '.join(f'{n} {v}' for n, v in sorted(found.items()))}"
+                   if found else "has no package that meets it")
+            raise ResolveError(
+                f"{p.name}:{arch} {p.version} depends on {format_group(group)}, and the "
+                f"{other} side of the cross build root {has}",
+                f"the archive's {arch} and {other} packages are out of step (one built "
+                "later than the other): lock again later")

@@ -50,6 +50,16 @@ Package: make
 Version: 4.4
 Multi-Arch: foreign
 Depends: libc6
+
+Package: oldtool
+Version: 1
+Multi-Arch: foreign
+"""
+
+HOST_ONLY = """
+Package: oldtool
+Version: 2
+Multi-Arch: foreign
 """
 
 BOTH = """
@@ -95,11 +105,26 @@ Package: libbaz1
 Version: 1
 Multi-Arch: same
 Depends: bar-common
+
+Package: perl
+Version: 5.40
+Multi-Arch: allowed
+Depends: libc6
+
+Package: libperl-dev
+Version: 1
+Multi-Arch: same
+Depends: perl:any
+
+Package: libold-dev
+Version: 1
+Multi-Arch: same
+Depends: oldtool (>= 2)
 """
 
 
 def _packages(arch: str) -> bytes:
-    text = ALL + BOTH + (BUILD_ONLY if arch == BUILD else "")
+    text = ALL + BOTH + (BUILD_ONLY if arch == BUILD else HOST_ONLY)
     return render([complete_stanza(p, arch) for p in parse(text, arch)])
 
 
@@ -152,6 +177,27 @@ def test_a_package_of_all_that_is_not_foreign_meets_no_host_dependency(
     if aptoracle.available():  # apt: "Depends: bar-common:arm64 but it is not installable"
         with pytest.raises(RuntimeError, match="bar-common:arm64"):
             _apt(indexes, tmp_path / "apt", tools, libs)
+
+
+def test_name_any_of_a_multi_arch_allowed_package_is_the_build_machines(
+        indexes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    tools, libs = ["make"], ["libperl-dev"]
+    got = _cross(indexes, tools, libs)
+    assert ("perl", BUILD) in got and ("perl", HOST) not in got
+    if aptoracle.available():
+        assert _apt(indexes, tmp_path / "apt", tools, libs) == got
+
+
+def test_a_foreign_package_of_the_build_machine_too_old_for_the_host_is_refused(
+        indexes) -> None:  # type: ignore[no-untyped-def]
+    # amd64's oldtool is 1, arm64's libold-dev wants >= 2 (arm64's is 2): the archive's
+    # architectures are out of step. (apt would take arm64's oldtool, which the build
+    # machine cannot run.)
+    with pytest.raises(ResolveError) as err:
+        resolve.cross(indexes[BUILD][0], indexes[HOST][0], ["make"], ["libold-dev"])
+    assert err.value.message == ("libold-dev:arm64 1 depends on oldtool (>= 2), and the amd64 "
+                                 "side of the cross build root has only oldtool 1")
+    assert "out of step" in (err.value.hint or "")
 
 
 def test_both_instances_of_a_package_that_is_not_multi_arch_same(indexes, tmp_path: Path
@@ -225,6 +271,14 @@ def test_build_architecture_in_the_lock() -> None:
         dataclasses.replace(native, build_architecture="arm64"), crossed)))
     with pytest.raises(LockError, match="must be built natively"):
         lockfile.loads(chain, LATEST)
+    # a lock that ships arm64 alone keeps the build of amd64, which compiles it
+    arm_only = dataclasses.replace(lk, architectures=("arm64",), packages=tuple(
+        p for p in lk.packages if p.architecture == "arm64"))
+    back = lockfile.loads(lockfile.dumps(arm_only), LATEST)
+    assert back.python_builds == lk.python_builds and back.for_arch("amd64") == []
+    with pytest.raises(LockError, match="is for arm64, the lock needs amd64, arm64"):
+        lockfile.loads(lockfile.dumps(dataclasses.replace(arm_only, python_builds=(crossed,))),
+                       LATEST)
     # a package locked twice for one architecture and one deb-architecture is refused
     twice = lockfile.dumps(dataclasses.replace(lk, build_packages=(*lk.build_packages,
                                                                    root[0])))
@@ -240,6 +294,8 @@ def test_a_machine_that_cannot_run_the_build_is_told(tmp_path: Path) -> None:
     with pytest.raises(ComposeError) as err:
         pybuild.interpreter(lk.python_source, "3.13.15", PythonBuild("forky"), mine,
                             lk.build_root(mine), {}, Cache(tmp_path / "cache"), print, {},
-                            build_python=(foreign, pybuild.Interpreter({}, "0" * 64, ())))
+                            build_python=(foreign, "0" * 64, lambda: pybuild.Interpreter({}, "", ())))
     assert f"on an {foreign} machine (by cross-compiling)" in err.value.message
-    assert err.value.hint == f"build on an {foreign} machine, or lock again on this one"
+    assert err.value.hint == f"build on an {foreign} machine"
+    # whichever machine locks, amd64 compiles: a lock does not depend on where it was made
+    assert [pybuild.built_on(a) for a in ("amd64", "arm64")] == ["amd64", "amd64"]

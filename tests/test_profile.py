@@ -598,6 +598,9 @@ def test_a_source_build_names_its_suite_and_options() -> None:
           SOURCE_BUILD),
      r"t\.toml:3: architectures: CPython is built from source for amd64 and arm64 only, not "
      r"armhf, i386", r'remove armhf, i386, or use build = "debian"'),
+    (SOURCE_BUILD + "pgo = true\n",
+     r"t\.toml:24: python\.pgo: PGO runs the interpreter being built, which cannot run where "
+     r"arm64 is cross-compiled \(on amd64\)", r"set pgo = false, or build amd64 only"),
 ])
 def test_source_build_mistakes(text: str, message: str, hint: str) -> None:
     err = fails(text)

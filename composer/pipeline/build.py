@@ -256,6 +256,9 @@ class Prepared:
     epoch: int
     cache: Any
     paths: Mapping[str, Path]
+    interpreters: dict[str, Interpreter] = field(default_factory=dict)
+    """The CPythons compiled from source, by architecture, once each per run (a cross
+    build runs the build machine's)."""
 
 
 class _Debs(Mapping[str, Path]):
@@ -376,7 +379,7 @@ def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
         reused = True
     else:
         debs = read_debs(lk.for_arch(arch), prep.paths, cache, opts.workers, opts.memo)
-        interp = interpreter(prof, lk, arch, cache, opts) if lk.python_source else None
+        interp = interpreter(prof, prep, arch, opts) if lk.python_source else None
         built = assemble_tree(prof, lk, arch, debs, epoch, cache, _run_program, opts.workers,
                               opts.memo, interp)
         if prof.image.sbom:
@@ -399,34 +402,41 @@ def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
     return ArchImage(desc, arch_blobs, lay, config_bytes, result, built, audited)
 
 
-def interpreter(prof: Profile, lk: Lock, arch: str, cache: Any, opts: BuildOptions
+def interpreter(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions
                 ) -> Mapping[str, Entry]:
     """The files of the CPython the lock builds from source: from the cache (unless the
     memo is off, as for ``verify``), or built again from the lock's pinned source and
     build root; either way, the files the lock was made from."""
-    return _interpreter(prof, lk, arch, cache, opts).entries
+    return _interpreter(prof, prep, arch, opts).entries
 
 
-def _interpreter(prof: Profile, lk: Lock, arch: str, cache: Any, opts: BuildOptions
-                 ) -> Interpreter:
+def _interpreter(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions) -> Interpreter:
     from composer.pipeline import pybuild
 
+    if arch in prep.interpreters:
+        return prep.interpreters[arch]
+    lk = prep.lock
     built = lk.python_build(arch)
     if prof.python_build is None or prof.python_version is None or built is None:
         raise LockError("the lock builds CPython from source, the profile does not",
                         f"run `compose lock {prof.path}`")
     assert lk.python_source is not None
-    # A cross build runs the build machine's own build of the same CPython.
+    # A cross build runs the build machine's own build of the same CPython, which the
+    # lock records; it is got (from this run, the cache, or built) only when needed.
     build_python = None
-    if built.build_architecture:
-        build_python = (built.build_architecture,
-                        _interpreter(prof, lk, built.build_architecture, cache, opts))
+    machine = built.build_architecture
+    if machine:
+        builder = lk.python_build(machine)
+        assert builder is not None  # the lock's reader checks it is there
+        build_python = (machine, builder.tree_sha256,
+                        lambda: _interpreter(prof, prep, machine, opts))
     root_pkgs = lk.build_root(arch)
-    files = fetched(wanted_debs(lk.sources, root_pkgs, lk.python_source), cache, opts)
+    files = fetched(wanted_debs(lk.sources, root_pkgs, lk.python_source), prep.cache, opts)
     got = pybuild.interpreter(
-        lk.python_source, prof.python_version, prof.python_build, arch, root_pkgs, files, cache,
-        opts.say, opts.env, reuse=opts.memo, build_python=build_python)
+        lk.python_source, prof.python_version, prof.python_build, arch, root_pkgs, files,
+        prep.cache, opts.say, opts.env, reuse=opts.memo, build_python=build_python)
     pybuild.check_against_lock(got, built, arch)
+    prep.interpreters[arch] = got
     return got
 
 

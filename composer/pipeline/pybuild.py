@@ -166,22 +166,21 @@ def runtime_links(root: Mapping[str, Entry], output: Mapping[str, Entry], arch: 
 
 
 def built_on(arch: str) -> str:
-    """The architecture whose machine builds ``arch``'s CPython at lock time: ``arch``
-    when this machine runs its programs, else this machine's own (a cross build)."""
-    here = sandbox.machine_arch()
-    if sandbox.native(arch) or here is None or not cpython.supported(here):
-        return arch
-    return here
+    """The architecture whose machine compiles ``arch``'s CPython: ``arch`` itself on the
+    build machine's architecture, else cross-compiled on it."""
+    return arch if arch == cpython.BUILD_MACHINE else cpython.BUILD_MACHINE
 
 
 def interpreter(source: LockedSource, version: str, build: PythonBuild, arch: str,
                 root_pkgs: Sequence[LockedPackage], paths: Mapping[str, Path], cache: Cache,
                 say: Callable[[str], None], env: Mapping[str, str], reuse: bool = True,
-                build_python: tuple[str, Interpreter] | None = None) -> Interpreter:
+                build_python: tuple[str, str, Callable[[], Interpreter]] | None = None
+                ) -> Interpreter:
     """The interpreter for ``arch``, from the cache (unless ``reuse`` is off) or built
     now. ``paths`` gives the verified files (the tarball and the build root's .debs) by
     sha256; it is read only when the interpreter is built. ``build_python``: for a cross
-    build, the build machine's architecture and its own build of this CPython."""
+    build, the build machine's architecture, the tree digest of its own build of this
+    CPython, and how to get that build (asked for only when this one is built)."""
     from composer.pipeline.tree import read_debs
 
     machine = build_python[0] if build_python else arch
@@ -193,10 +192,10 @@ def interpreter(source: LockedSource, version: str, build: PythonBuild, arch: st
         how = "natively" if machine == arch else "by cross-compiling"
         raise ComposeError(f"[{arch}] the lock builds CPython for {arch} on an {machine} machine "
                            f"({how}), and this one cannot run {machine} programs",
-                           f"build on an {machine} machine, or lock again on this one")
+                           f"build on an {machine} machine")
     pinned = [cpython.Pinned(p.name, p.version, p.deb_architecture, p.sha256) for p in root_pkgs]
     key = cpython.cache_key(source.sha256, version, build, arch, pinned, machine,
-                            build_python[1].tree_sha256 if build_python else None)
+                            build_python[1] if build_python else None)
     # Derived cache entries carry their own checksum: one that is damaged reads as None.
     meta_raw = cache.read_derived(key, "cpython-meta") if reuse else None
     blob = cache.read_derived(key, "cpython-tree") if meta_raw is not None else None
@@ -226,7 +225,7 @@ def interpreter(source: LockedSource, version: str, build: PythonBuild, arch: st
         if build_python:
             where = cpython.BUILD_PYTHON.lstrip("/")
             sandbox.materialize({f"{where}/{k}": dataclasses.replace(e, path=f"{where}/{k}")
-                                 for k, e in build_python[1].entries.items()}, root, skip=())
+                                 for k, e in build_python[2]().entries.items()}, root, skip=())
         home = root / cpython.HOME.lstrip("/")
         (home / "config.site").write_text(cpython.config_site(arch, machine))
         jobs = len(os.sched_getaffinity(0))
@@ -296,13 +295,21 @@ def lock_build(prof: Profile, archive: Any, verified: Sequence[Any], indexes: Se
             by_arch[arch] = archive.index(verified, arch)
         return by_arch[arch]
 
+    machine = cpython.BUILD_MACHINE
+    if not sandbox.native(machine):
+        import platform
+
+        raise ComposeError(f"CPython is compiled from source on {machine} machines ({machine} "
+                           f"natively, the others cross-compiled), and this one is "
+                           f"{platform.machine()}",
+                           f"lock on an {machine} machine, or use build = \"debian\"")
     plan = {arch: built_on(arch) for arch in prof.architectures}
     natives = sorted({*(a for a, b in plan.items() if a == b), *plan.values()})
     pkgs: list[LockedPackage] = []
     done: dict[str, tuple[BuiltPython, Interpreter]] = {}
 
     def run(arch: str, root_pkgs: list[LockedPackage],
-            build_python: tuple[str, Interpreter] | None) -> None:
+            build_python: tuple[str, str, Callable[[], Interpreter]] | None) -> None:
         files = _Debs(functools.partial(archive.fetch_debs,
                                         wanted_debs(records, root_pkgs, source)))
         got = interpreter(source, version, build, arch, root_pkgs, files, cache, say, env,
@@ -314,18 +321,19 @@ def lock_build(prof: Profile, archive: Any, verified: Sequence[Any], indexes: Se
     for arch in natives:
         res = resolve.solve(index(arch), cpython.build_roots(version, build))
         run(arch, list(lockfile.build_packages(records, [res])), None)
-    for arch, machine in sorted(plan.items()):
-        if arch == machine:
-            continue
+    crossed = sorted(a for a, b in plan.items() if a != b)
+    if crossed:
+        # The build machine's CPython runs in a cross build root: what it links too.
+        native_build, native = done[machine]
+        runs_with = sorted({package for _, package in native_build.links})
+    for arch in crossed:
         tools, libraries = cpython.cross_roots(version, build, arch)
-        # The build machine's CPython runs in the cross build root: what it links too.
-        runs_with = sorted({package for _, package in done[machine][0].links})
         on, to = resolve.cross(index(machine), index(arch), (*tools, *runs_with), libraries)
         root_pkgs = [dataclasses.replace(p, architecture=arch)
                      for p in lockfile.build_packages(records, [on])]
         root_pkgs += lockfile.build_packages(records, [to])
         run(arch, sorted(root_pkgs, key=lambda p: (p.name, p.deb_architecture)),
-            (machine, done[machine][1]))
+            (machine, native.tree_sha256, lambda: native))
     return LockedBuild(source, tuple(sorted(pkgs, key=lambda p: (p.architecture, p.name,
                                                                   p.deb_architecture))),
                        tuple(done[a][0] for a in sorted(done)))
