@@ -88,7 +88,7 @@ def main() -> None:
 
         prof = load(work / "profiles" / "py313-latest.toml")
         assert prof.python_build is not None and prof.python_version
-        args = cpython.configure_args(prof.python_version, prof.python_build, "amd64")
+        args = cpython.configure_args(prof.python_version, prof.python_build, "amd64", "amd64")
         jobs = str(os.cpu_count() or 1)
         host_env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000")
         t = time.perf_counter()

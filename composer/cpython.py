@@ -16,7 +16,7 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from composer.model import SOURCE_BUILD_MACHINE, PythonBuild
+from composer.model import PythonBuild
 
 RECIPE = 1
 """The version of this recipe: bumped whenever the build's steps or flags change, so that
@@ -76,9 +76,6 @@ ac_cv_header_bluetooth_bluetooth_h=no
 """
 
 
-BUILD_MACHINE = SOURCE_BUILD_MACHINE
-
-
 def supported(arch: str) -> bool:
     return arch in TRIPLETS
 
@@ -128,11 +125,9 @@ def xy(version: str) -> str:
     return ".".join(str(n) for n in minor(version))
 
 
-def configure_args(version: str, build: PythonBuild, arch: str, build_arch: str | None = None
-                   ) -> list[str]:
+def configure_args(version: str, build: PythonBuild, arch: str, build_arch: str) -> list[str]:
     """configure's arguments; ``build_arch``, when not ``arch``, is the machine that
     cross-compiles."""
-    build_arch = build_arch or arch
     args = [
         f"--build={TRIPLETS[build_arch]}", f"--host={TRIPLETS[arch]}", "--prefix=/usr",
         "--with-ensurepip=no",          # no pip wheels: an image installs what it needs
@@ -152,8 +147,7 @@ def configure_args(version: str, build: PythonBuild, arch: str, build_arch: str 
     return args
 
 
-def environment(epoch: int, arch: str | None = None, build_arch: str | None = None
-                ) -> dict[str, str]:
+def environment(epoch: int, arch: str, build_arch: str) -> dict[str, str]:
     """The whole environment of the build: nothing of the host's. A cross build's
     pkg-config reads only the .pc files of the architecture built."""
     name, _, _ = BUILD_USER
@@ -163,7 +157,7 @@ def environment(epoch: int, arch: str | None = None, build_arch: str | None = No
         "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0",
         "TMPDIR": "/tmp", "TERM": "dumb", "CONFIG_SITE": f"{HOME}/config.site",
     }
-    if arch is not None and build_arch is not None and arch != build_arch:
+    if arch != build_arch:
         env |= {"PKG_CONFIG": "pkg-config",
                 "PKG_CONFIG_LIBDIR": f"/usr/lib/{TRIPLETS[arch]}/pkgconfig:/usr/share/pkgconfig"}
     return env
@@ -177,23 +171,20 @@ CROSS_SITE = {
 }
 
 
-def config_site(arch: str, build_arch: str | None = None) -> str:
+def config_site(arch: str, build_arch: str) -> str:
     """The config.site of a build: ``CONFIG_SITE``, and for a cross build what configure
     would otherwise guess."""
-    if build_arch is None or build_arch == arch:
-        return CONFIG_SITE
-    return CONFIG_SITE + CROSS_SITE[arch]
+    return CONFIG_SITE if arch == build_arch else CONFIG_SITE + CROSS_SITE[arch]
 
 
-def script(version: str, build: PythonBuild, arch: str, jobs: int,
-           build_arch: str | None = None) -> str:
+def script(version: str, build: PythonBuild, arch: str, jobs: int, build_arch: str) -> str:
     """The shell script run in the build root, from the unpacked source, as the build
     user: configure, make, make install into ``DESTDIR``; then what does not belong in a
     runtime image's interpreter is left for the image to strip."""
     v = xy(version)
     configure = " ".join(shlex.quote(a) for a in configure_args(version, build, arch,
                                                                   build_arch))
-    strip = "strip" if build_arch in (None, arch) else f"{TRIPLETS[arch]}-strip"
+    strip = "strip" if arch == build_arch else f"{TRIPLETS[arch]}-strip"
     return f"""\
 set -eu
 cd {SOURCE_DIR}
@@ -231,8 +222,8 @@ class Pinned:
 
 
 def cache_key(source_sha256: str, version: str, build: PythonBuild, arch: str,
-              build_root: Iterable[Pinned], build_arch: str | None = None,
-              build_python: str | None = None) -> str:
+              build_root: Iterable[Pinned], build_arch: str, build_python: str | None = None
+              ) -> str:
     """The inputs of a build, hashed: the source (which gives the epoch, too), the build
     root's exact packages, the options that reach configure, the architecture, and this
     recipe: its number, its script and config.site. What compose does around them (the
@@ -248,7 +239,7 @@ def cache_key(source_sha256: str, version: str, build: PythonBuild, arch: str,
         "config.site": config_site(arch, build_arch),
         "environment": environment(0, arch, build_arch),
     }
-    if build_arch not in (None, arch):
+    if arch != build_arch:
         inputs |= {"build-arch": build_arch, "build-python": build_python}
     blob = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -44,7 +44,8 @@ _TOP_KEYS = ("name", "description", "architectures", "source", "packages", "pyth
              "user", "group", "strip", "policy", "busybox")
 _SOURCE_KEYS = ("archive", "suite", "components", "keyring", "binaries")
 _VERSION = re.compile(r"(?:[0-9]+:[0-9][A-Za-z0-9.+~:-]*|[0-9][A-Za-z0-9.+~-]*)(?<!-)")
-"""A Debian version's shape (Policy 5.6.12): a colon in it only after an epoch."""
+"""A Debian version's shape (Policy 5.6.12): a colon in it only after an epoch. (The
+resolver's reader, ``debian.version``, is a sibling layer's: profile does not import it.)"""
 _PACKAGES_KEYS = ("include", "exclude", "prefer", "recommends", "only")
 _PYTHON_KEYS = ("version", "compile", "trim", "build", "source-suite", "readline", "pgo", "lto")
 _SOURCE_BUILD_KEYS = ("source-suite", "readline", "pgo", "lto")
@@ -306,9 +307,11 @@ def parse(text: str, path: Path) -> Profile:
         raise ck.fail(("packages",), "no 'include' list", "name the packages the image needs")
     include = ck.strings(pk["include"], ("packages", "include"), wanted_ok)
     names = [wanted(i).name for i in include]
-    for i, n in enumerate(names):
-        if n in names[:i]:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
             raise ck.fail(("packages", "include"), f"{n} is listed twice", "keep one of them")
+        seen.add(n)
     if not include:
         raise ck.fail(("packages", "include"), "the list is empty", "name at least one package")
     exclude = ck.strings(pk.get("exclude", []), ("packages", "exclude"), name_ok)
@@ -345,7 +348,7 @@ def parse(text: str, path: Path) -> Profile:
                 raise ck.fail(("python", "version"), f"{python_version!r} is not a Python version",
                               'write it as "3.13"')
 
-    python_build = _python_build(ck, py or {}, python_version, sources, include)
+    python_build = _python_build(ck, py or {}, python_version, sources, include, names)
     if python_build is not None:
         other = [a for a in architectures if a not in SOURCE_BUILD_ARCHES]
         if other:
@@ -393,7 +396,9 @@ def parse(text: str, path: Path) -> Profile:
 
 
 def _python_build(ck: _Checker, py: dict[str, Any], version: str | None,
-                  sources: list[SourceSpec], include: tuple[str, ...]) -> PythonBuild | None:
+                  sources: list[SourceSpec], include: tuple[str, ...], names: list[str]
+                  ) -> PythonBuild | None:
+    """``names``: the package names of ``include``'s items, in order."""
     build = ck.typed(py.get("build", "debian"), str, ("python", "build"), '"debian" or "source"')
     if build not in ("debian", "source"):
         raise ck.fail(("python", "build"), f"unknown build {build!r}",
@@ -422,14 +427,13 @@ def _python_build(ck: _Checker, py: dict[str, Any], version: str | None,
                       "only sources from it)")
     flags = {k: ck.typed(py.get(k, k == "readline"), bool, ("python", k), "true or false")
              for k in ("readline", "pgo", "lto")}
-    names = [wanted(i).name for i in include]
     debian = [n for n in names if DEBIAN_PYTHON.fullmatch(n)]
     if debian:
         raise ck.fail(("packages", "include"),
                       f"{', '.join(debian)}: Debian's CPython, which a source build replaces",
                       "remove them: in a profile that extends another, write [packages] "
-                      "include = { remove = [" + ", ".join(f'"{i}"' for i in include
-                                                          if wanted(i).name in debian) + "] }")
+                      "include = { remove = [" + ", ".join(f'"{i}"' for i, n in zip(include, names, strict=True)
+                                                          if n in debian) + "] }")
     if not flags["readline"]:
         gpl = [n for n in names if GPL3_LINE_EDITING.fullmatch(n)]
         if gpl:

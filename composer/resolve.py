@@ -542,13 +542,10 @@ def _check_foreign(host: Resolution, build: Resolution, arch: str, other: str) -
             return rel.op is None or version.satisfies(rec.version, rel.op, rel.version or "")
         return any(matches_provide(rec, p, rel) for p in rec.provides)
 
-    def anyone(pkgs: tuple[PackageRecord, ...], rel: Relation, foreign_only: bool) -> bool:
-        return any(meets(r, rel, foreign_only) for r in pkgs)
-
     for p in host.packages:
         for group in (*p.pre_depends, *p.depends):
-            if any(anyone(host.packages, rel, False) or anyone(build.packages, rel, True)
-                   for rel in group):
+            if any(meets(r, rel, False) for rel in group for r in host.packages) or any(
+                    meets(r, rel, True) for rel in group for r in build.packages):
                 continue
             found = {r.name: r.version for r in build.packages if any(r.name == rel.name
                                                                       for rel in group)}

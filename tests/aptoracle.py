@@ -54,26 +54,27 @@ class AptOracle:
     def command(self, roots: list[str]) -> list[str]:
         return ["apt-get", *self.options, "install", "-s", "-q", "--no-install-recommends", *roots]
 
-    def install_set(self, roots: list[str]) -> set[str]:
-        """Package names apt would install onto an empty system for ``roots``."""
+    def _simulate(self, roots: list[str]) -> list[str]:
+        """The ``Inst`` lines of ``apt-get install -s`` for ``roots``."""
         out = subprocess.run(self.command(roots), env=self.env, capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"apt-get failed for {roots}:\n{out.stdout}\n{out.stderr}")
-        return {line.split()[1] for line in out.stdout.splitlines() if line.startswith("Inst ")}
+        return [line for line in out.stdout.splitlines() if line.startswith("Inst ")]
 
+    def install_set(self, roots: list[str]) -> set[str]:
+        """Package names apt would install onto an empty system for ``roots``."""
+        return {line.split()[1] for line in self._simulate(roots)}
 
     def install_arch_set(self, roots: list[str]) -> set[tuple[str, str]]:
         """(name, architecture) of each package apt would install: ``all`` for an
         Architecture: all one (roots may be qualified, ``libc6-dev:arm64``)."""
-        out = subprocess.run(self.command(roots), env=self.env, capture_output=True, text=True)
-        if out.returncode != 0:
-            raise RuntimeError(f"apt-get failed for {roots}:\n{out.stdout}\n{out.stderr}")
         got = set()
-        for line in out.stdout.splitlines():
+        for line in self._simulate(roots):
             # Inst NAME[:ARCH] (VERSION ORIGIN [ARCH]) [what it breaks, maybe empty]
             m = re.match(r"Inst ([^ :]+)\S* \(\S+ \S+ \[([^]]+)\]\)", line)
-            if m:
-                got.add((m[1], m[2]))
+            if m is None:
+                raise RuntimeError(f"apt-get printed an Inst line of unknown shape: {line!r}")
+            got.add((m[1], m[2]))
         return got
 
 

@@ -808,9 +808,10 @@ def test_a_licence_nested_too_deep_is_prose_not_a_recursion() -> None:
 def test_globs_with_many_stars_match_without_backtracking(
     pattern: str, path: str, matches: bool
 ) -> None:
-    # A regex with a ".*" per star tried every way of placing them: hours for these.
+    # A regex with a ".*" per star tried every way of placing them: hours for these. (The
+    # bound is far above the milliseconds a linear match takes, so a busy machine passes.)
     start = time.monotonic()
     r = run(dep5("Files: *\nCopyright: x\nLicense: MIT",
                  f"Files: {pattern}\nCopyright: y\nLicense: ISC"), [path])
     assert (uses(r)[pattern][0] == "matched") is matches
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 10.0

@@ -16,7 +16,7 @@ from composer.archive.cache import Cache
 from composer.debian.deb822 import PackagesFile, parse
 from composer.debian.packages import Index, IndexPart
 from composer.errors import ComposeError, LockError, ResolveError
-from composer.model import PythonBuild
+from composer.model import PackageRecord, PythonBuild
 from composer.pipeline import pybuild, sandbox
 from tests import aptoracle
 from tests.test_resolve_cases import complete_stanza, render
@@ -298,4 +298,47 @@ def test_a_machine_that_cannot_run_the_build_is_told(tmp_path: Path) -> None:
     assert f"on an {foreign} machine (by cross-compiling)" in err.value.message
     assert err.value.hint == f"build on an {foreign} machine"
     # whichever machine locks, amd64 compiles: a lock does not depend on where it was made
-    assert [pybuild.built_on(a) for a in ("amd64", "arm64")] == ["amd64", "amd64"]
+    assert all(b.built_on == "amd64" for b in lk.python_builds)
+
+
+# -- the image's closure against the build ----------------------------------------------------
+
+def _record(name: str, version: str) -> PackageRecord:
+    return PackageRecord(name, version, "arm64", f"pool/main/x/{name}.deb", 1, "0" * 64, name,
+                         version, (), (), (), (), (), (), "same", False, "optional", 0)
+
+
+def test_the_closure_is_checked_against_the_build() -> None:
+    """What lock refuses of the image's closure (``pybuild.check_closure``), on the
+    committed py313-latest lock's build (arm64 and its cross build root)."""
+    from composer.profile import load
+
+    lk = lockfile.load(LATEST)
+    prof = load(LATEST.parent.parent / "profiles" / "py313-latest.toml")
+    assert lk.python_source is not None
+    built = pybuild.LockedBuild(lk.python_source, lk.build_packages, lk.python_builds)
+    shipped = [_record(p.name, p.version) for p in lk.for_arch("arm64")]
+    pybuild.check_closure(prof, "arm64", shipped, built)  # as locked: fine
+    # a library the interpreter links, in another version than it was built against
+    other = [_record(p.name, "9.9" if p.name == "libssl3t64" else p.version)
+             for p in lk.for_arch("arm64")]
+    with pytest.raises(LockError, match=r"\[arm64\] CPython was built against libssl3t64 "
+                                        r"\S+, but the image would ship 9\.9"):
+        pybuild.check_closure(prof, "arm64", other, built)
+    # Debian's CPython, brought in by some dependency
+    with pytest.raises(LockError, match=r"python3\.13-minimal, Debian's CPython, would ship"):
+        pybuild.check_closure(prof, "arm64", [*shipped, _record("python3.13-minimal", "1")],
+                              built)
+    # readline = false, and readline ships all the same
+    from composer.profile import GPL3_LINE_EDITING
+
+    lean = dataclasses.replace(prof, python_build=dataclasses.replace(
+        prof.python_build, readline=False))  # type: ignore[type-var]
+    unlinked = dataclasses.replace(built, builds=tuple(
+        dataclasses.replace(b, links=()) for b in built.builds))
+    without = [r for r in shipped if not GPL3_LINE_EDITING.fullmatch(r.name)]
+    pybuild.check_closure(lean, "arm64", without, unlinked)
+    with pytest.raises(LockError, match=r"\[arm64\] libreadline8t64 would ship, although "
+                                        r"\[python\] readline = false"):
+        pybuild.check_closure(lean, "arm64", [*without, _record("libreadline8t64", "8")],
+                              unlinked)

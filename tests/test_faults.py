@@ -20,7 +20,6 @@ together (see :func:`run_together`).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shutil
 import subprocess
@@ -34,9 +33,9 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from tests.buildhelp import Layout
+from tests.buildhelp import RELEASE_DATE, Layout, profile_text
 from tests.conftest import fixed_env, isolated_env
-from tests.fakearchive import TEST_KEY, FakeArchive
+from tests.fakearchive import FakeArchive
 from tests.faultproxy import (
     ENDLESS_LIMIT,
     Body,
@@ -54,7 +53,6 @@ from tests.faultproxy import (
 CLI = Callable[..., tuple[int, str, str]]
 TIMEOUT = "1"
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$", re.M)
-RELEASE_DATE = "Sun, 01 Jan 2023 00:00:00 UTC"
 
 INRELEASE = "/debian/dists/trixie/InRelease"
 PACKAGES = "/debian/dists/trixie/main/binary-amd64/Packages.xz"
@@ -65,21 +63,7 @@ the kernel's socket buffers took before it hung up."""
 
 
 def _profile(name: str, include: list[str]) -> str:
-    return f"""\
-name = "{name}"
-architectures = ["amd64"]
-
-[[source]]
-archive = "debian"
-suite = "trixie"
-keyring = "{TEST_KEY.public_binary_path}"
-
-[packages]
-include = {json.dumps(include)}
-
-[image]
-tag = "current"
-"""
+    return profile_text(name, include, extra='\n[image]\ntag = "current"\n')
 
 
 def _archive(root: Path) -> FakeArchive:
@@ -662,6 +646,7 @@ def test_build_falls_over_to_the_second_mirror(world: World, env: dict[str, str]
         assert rc == 0, err
         assert all(proxy.count(p) == 1 and good.count(p) == 2 for p in debs)
     assert_cache_clean(env)
+    assert_cache_clean(env2)
 
 
 def test_a_redirect_from_https_to_http_is_refused() -> None:

@@ -34,6 +34,8 @@ from composer.debian.deb822 import PackagesFile
 from composer.debian.release import parse_date, parse_release, split_clearsigned
 from composer.errors import ComposeError, FormatError, TrustError
 from composer.model import Relation
+from tests import fakearchive
+from tests.buildhelp import ar_members
 from tests.fakearchive import FakeArchive
 
 settings.register_profile(
@@ -125,11 +127,7 @@ def texts(seeds: list[str]) -> st.SearchStrategy[str]:
 
 
 def _ar(*members: tuple[str, bytes]) -> bytes:
-    out = bytearray(b"!<arch>\n")
-    for name, data in members:
-        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{0o100644:<8o}{len(data):<10}`\n".encode()
-        out += data + (b"\n" if len(data) % 2 else b"")
-    return bytes(out)
+    return fakearchive._ar(members)
 
 
 def _tar(*members: tuple[str, bytes, bytes, str], fmt: int = tarfile.GNU_FORMAT) -> bytes:
@@ -633,21 +631,11 @@ def test_deb_damaged(data: bytes) -> None:
     check_read(data)
 
 
-def _members(data: bytes) -> list[tuple[str, bytes]]:
-    """The members of an ar archive this module or tests.fakearchive wrote."""
-    out, offset = [], 8
-    while offset < len(data):
-        name, size = data[offset : offset + 16].decode().strip(), int(data[offset + 48 : offset + 58])
-        out.append((name.rstrip("/"), data[offset + 60 : offset + 60 + size]))
-        offset += 60 + size + size % 2
-    return out
-
-
 @st.composite
 def damaged_members(draw: st.DrawFn) -> bytes:
     """A package with one member damaged inside an intact ar archive: the damage reaches
     the decompressors and the tar reader."""
-    members = _members(draw(st.sampled_from(DEBS)))
+    members = list(ar_members(draw(st.sampled_from(DEBS))).items())
     i = draw(st.sampled_from([2, 1, 0]))  # data.tar first: Hypothesis favours the first
     members[i] = (members[i][0], draw(damaged_bytes([members[i][1]])))
     return _ar(*members)

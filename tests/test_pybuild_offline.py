@@ -240,7 +240,7 @@ def test_the_build_root_compiles_and_runs_c_sealed(build_root: Root, tmp_path: P
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     port = listener.getsockname()[1]
-    env = cpython.environment(1_700_000_000)
+    env = cpython.environment(1_700_000_000, ARCH, ARCH)
     log = tmp_path / "log"
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.example.invalid:3128")  # must not leak in
     try:
@@ -276,7 +276,7 @@ def test_a_failing_build_shows_the_end_of_its_log(build_root: Root, tmp_path: Pa
     (root / "build" / "broken.c").write_text("int main(void) { return undeclared; }\n")
     with pytest.raises(ComposeError, match=r"(?s)exit 1.*undeclared"):
         sandbox.sealed(root, ["/bin/sh", "-c", "cc -o /build/x /build/broken.c"],
-                       cpython.environment(0), "/build", tmp_path / "log", (1000, 1000), 120)
+                       cpython.environment(0, ARCH, ARCH), "/build", tmp_path / "log", (1000, 1000), 120)
 
 
 def test_a_build_root_without_a_compiler_is_refused() -> None:
@@ -293,14 +293,16 @@ def test_build_roots_follow_the_options() -> None:
     lean = cpython.build_roots("3.14", PythonBuild("forky", readline=False))
     assert "libzstd-dev" in lean
     assert not {"libreadline-dev", "libgdbm-dev", "libgdbm-compat-dev"} & set(lean)
-    args = cpython.configure_args("3.14", PythonBuild("forky", readline=False, lto=True), ARCH)
+    args = cpython.configure_args("3.14", PythonBuild("forky", readline=False, lto=True), ARCH,
+                                  ARCH)
     assert "--without-readline" in args and "--with-lto" in args
     assert "--enable-optimizations" not in args
-    one = cpython.cache_key("a" * 64, "3.14", PythonBuild("forky"), ARCH, [])
-    assert one != cpython.cache_key("a" * 64, "3.14", PythonBuild("forky", pgo=True), ARCH, [])
-    assert one != cpython.cache_key("b" * 64, "3.14", PythonBuild("forky"), ARCH, [])
+    one = cpython.cache_key("a" * 64, "3.14", PythonBuild("forky"), ARCH, [], ARCH)
+    assert one != cpython.cache_key("a" * 64, "3.14", PythonBuild("forky", pgo=True), ARCH, [],
+                                    ARCH)
+    assert one != cpython.cache_key("b" * 64, "3.14", PythonBuild("forky"), ARCH, [], ARCH)
     assert one != cpython.cache_key("a" * 64, "3.14", PythonBuild("forky"), ARCH,
-                                    [cpython.Pinned("gcc", "1", ARCH, "c" * 64)])
+                                    [cpython.Pinned("gcc", "1", ARCH, "c" * 64)], ARCH)
 
 
 def test_bwrap_is_there() -> None:
@@ -326,7 +328,7 @@ def test_the_build_step_installs_caches_and_reproduces(build_root: Root, tmp_pat
     assert {e.package for e in files.values()} == {"cpython"}
     # configure had the recipe's options, the config.site and the tarball's epoch
     args = files["usr/lib/python3.99/configure.args"].data.decode()
-    assert args.startswith(" ".join(cpython.configure_args("3.99", BUILD, ARCH)) + "\n")
+    assert args.startswith(" ".join(cpython.configure_args("3.99", BUILD, ARCH, ARCH)) + "\n")
     assert "SOURCE_DATE_EPOCH=1700000500\n" in args
     # stripped as dh_strip does: no debugging sections left
     for path in ("usr/bin/python3.99", "usr/lib/python3.99/lib-dynload/ext.so"):
@@ -335,7 +337,10 @@ def test_the_build_step_installs_caches_and_reproduces(build_root: Root, tmp_pat
     assert got.links == (("libc.so.6", "libc6"), ("libm.so.6", "libc6"))
 
     # From the cache: nothing is fetched or built (no file is given)
+    built_before = len(said)
+    assert any("building CPython 3.99" in m for m in said)
     again = build({})
+    assert said[built_before:] == []
     assert (again.tree_sha256, again.links) == (got.tree_sha256, got.links)
     assert dict(again.entries) == dict(got.entries)
     # Built again from nothing cached: the same tree, byte for byte
@@ -347,7 +352,8 @@ def test_the_build_step_installs_caches_and_reproduces(build_root: Root, tmp_pat
         pybuild.check_against_lock(rebuilt, lockfile.BuiltPython(ARCH, "0" * 64, got.links), ARCH)
     # A damaged cache entry is not used: the build is made again
     for damaged in (tmp_path / "cache" / "derived").rglob("*.cpython-tree"):
-        damaged.write_bytes(damaged.read_bytes()[:-1] + b"x")
+        raw = damaged.read_bytes()
+        damaged.write_bytes(raw[:-1] + bytes([raw[-1] ^ 1]))
     with pytest.raises(KeyError):
         build({})
     assert build(build_root.paths).tree_sha256 == got.tree_sha256

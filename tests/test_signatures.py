@@ -13,10 +13,6 @@ of the archive.
 from __future__ import annotations
 
 import base64
-import os
-import shutil
-import subprocess
-import tempfile
 import tomllib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakearchive import OTHER_KEY, TEST_KEY, FakeArchive, Key
+from tests.fakearchive import (
+    OTHER_KEY,
+    TEST_KEY,
+    FakeArchive,
+    Key,
+    _new_gnupghome,
+    _remove_gnupghome,
+    _run_gpg,
+)
 from tests.test_lock_offline import ARCHES, KEYRING, assert_error, build, mirror_flags, profile_text
 
 CLI = Callable[..., tuple[int, str, str]]
@@ -44,11 +48,7 @@ def key_id(fingerprint: str) -> str:
 
 
 def _gpg(home: Path, *args: str, stdin: bytes | None = None) -> bytes:
-    result = subprocess.run(
-        ["gpg", "--batch", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", "", *args],
-        input=stdin, capture_output=True, env={**os.environ, "GNUPGHOME": str(home)}, check=False)
-    assert result.returncode == 0, result.stderr.decode(errors="replace")
-    return result.stdout
+    return _run_gpg(home, args, stdin)
 
 
 def _fingerprints(home: Path, fingerprint: str) -> list[str]:
@@ -63,8 +63,7 @@ def _key_with_auth_only_subkey(directory: Path, stem: str) -> tuple[Key, str]:
     changed after the secret key was written). Returns the key and the subkey's
     fingerprint."""
     directory.mkdir(parents=True, exist_ok=True)
-    home = Path(tempfile.mkdtemp(prefix="compose-test-gnupg-"))
-    home.chmod(0o700)
+    home = _new_gnupghome()
     try:
         _gpg(home, "--quick-generate-key", "Auth Subkey <auth-subkey@example.invalid>",
              "ed25519", "cert", "never")
@@ -82,9 +81,7 @@ def _key_with_auth_only_subkey(directory: Path, stem: str) -> tuple[Key, str]:
         key.public_binary_path.write_bytes(_gpg(home, "--export", primary))
         _, subkey = _fingerprints(home, primary)
     finally:
-        subprocess.run(["gpgconf", "--kill", "gpg-agent"], capture_output=True, check=False,
-                       env={**os.environ, "GNUPGHOME": str(home)})
-        shutil.rmtree(home, ignore_errors=True)
+        _remove_gnupghome(home)
     return key, subkey
 
 
@@ -127,11 +124,11 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
 def test_the_keys_are_what_they_claim(keys: Keys) -> None:
     """gpg itself sees the expired key as expired and the revoked one as revoked."""
     def validity(key: Key) -> str:
-        home = Path(tempfile.mkdtemp(prefix="compose-test-gnupg-"))
+        home = _new_gnupghome()
         try:
             listing = _gpg(home, "--with-colons", "--show-keys", str(key.public_path)).decode()
         finally:
-            shutil.rmtree(home, ignore_errors=True)
+            _remove_gnupghome(home)
         return next(ln.split(":")[1] for ln in listing.splitlines() if ln.startswith("pub:"))
 
     assert validity(keys.expired) == "e"

@@ -66,14 +66,16 @@ def _signature_time(value: str) -> float | None:
         return None
 
 
-def _signatures(status: str) -> tuple[list[str], list[str]]:
-    """(primary fingerprints of good signatures, problems) from gpg's status lines.
+def _signatures(status: str) -> tuple[list[str], list[str], bool]:
+    """(primary fingerprints of good signatures, problems, whether a signature is dated in
+    the future) from gpg's status lines.
 
     A good signature dated more than FUTURE_SLACK seconds from now is a problem.
     """
     now = time.time()
     good: list[str] = []
     problems: list[str] = []
+    future = False
     current: str | None = None
     signer = ""
     for line in status.splitlines():
@@ -107,11 +109,12 @@ def _signatures(status: str) -> tuple[list[str], list[str]]:
             elif made > now + FUTURE_SLACK:
                 when = datetime.fromtimestamp(made, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
                 problems.append(f"signature by key {signer} is dated {when}, in the future")
+                future = True
             else:
                 good.append(words[-1])
         elif tag in ("NO_PUBKEY",) and not any(words[1] in p for p in problems):
             problems.append(f"key {words[1]} is not in the keyring")
-    return good, problems
+    return good, problems, future
 
 
 def dearmor(data: bytes, where: str) -> bytes:
@@ -194,10 +197,9 @@ class Verifier:
         self.close()
 
     def _check(self, status: str, where: str) -> tuple[str, ...]:
-        good, problems = _signatures(status)
+        good, problems, future = _signatures(status)
         if any(p.startswith("BAD") for p in problems) or not good:
-            clock = (", or this machine's clock is wrong"
-                     if any(p.endswith("in the future") for p in problems) else "")
+            clock = ", or this machine's clock is wrong" if future else ""
             raise TrustError(
                 f"cannot verify {where}: "
                 + ("; ".join(problems) if problems else "no good signature")

@@ -24,6 +24,19 @@ class FileEntry:
     sha256: str
 
 
+def sha256_lines(text: str, where: str, field: str = "SHA256") -> list[FileEntry]:
+    """The ``sha256 size path`` lines of a Release's ``SHA256`` or a Sources stanza's
+    ``Checksums-Sha256``."""
+    files = []
+    for line in text.strip().splitlines():
+        parts = line.split()
+        if (len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{64}", parts[0])
+                or not re.fullmatch(r"[0-9]{1,20}", parts[1])):
+            raise FormatError(f"{where}: bad {field} line {line.strip()!r}")
+        files.append(FileEntry(parts[2], int(parts[1]), parts[0]))
+    return files
+
+
 @dataclass(frozen=True)
 class ReleaseInfo:
     origin: str
@@ -64,12 +77,7 @@ def parse_release(text: str, where: str) -> ReleaseInfo:
             f"{where} has no SHA256 file list",
             "compose only trusts archives that list SHA256 hashes (MD5 and SHA1 are broken)",
         )
-    for line in sha.strip().splitlines():
-        parts = line.split()
-        if (len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{64}", parts[0])
-                or not re.fullmatch(r"[0-9]{1,20}", parts[1])):
-            raise FormatError(f"{where}: bad SHA256 line {line.strip()!r}")
-        files[parts[2]] = FileEntry(parts[2], int(parts[1]), parts[0])
+    files = {f.path: f for f in sha256_lines(sha, where)}
     for required in ("Date",):
         if required not in para:
             raise FormatError(f"{where} has no {required} field")

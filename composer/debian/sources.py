@@ -14,20 +14,14 @@ import re
 from dataclasses import dataclass
 
 from composer.debian.deb822 import parse_one
+from composer.debian.release import FileEntry, sha256_lines
 from composer.errors import FormatError
-from composer.model import PACKAGE_NAME, SHA256_HEX
+from composer.model import PACKAGE_NAME
 
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9+.~_-]*")
 """A file of a source package: a plain name, never a path."""
 DIRECTORY = re.compile(r"pool/[A-Za-z0-9+._-]+(/[A-Za-z0-9+._-]+)+")
 TARBALL_COMPRESSIONS = ("xz", "gz", "bz2", "zst")
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    name: str
-    size: int
-    sha256: str
 
 
 @dataclass(frozen=True)
@@ -38,16 +32,17 @@ class SourceRecord:
     version: str
     directory: str
     """Archive-relative: ``pool/main/p/python3.14``."""
-    files: tuple[SourceFile, ...]
+    files: tuple[FileEntry, ...]
+    """Each file's ``path`` is a plain name, in ``directory``."""
 
-    def path(self, f: SourceFile) -> str:
-        return f"{self.directory}/{f.name}"
+    def path(self, f: FileEntry) -> str:
+        return f"{self.directory}/{f.path}"
 
-    def upstream_tarball(self) -> SourceFile | None:
+    def upstream_tarball(self) -> FileEntry | None:
         """The ``.orig.tar.*`` (the upstream release, for a ``3.0 (quilt)`` package)."""
         prefix = f"{self.name}_{self.upstream_version()}.orig.tar."
-        found = [f for f in self.files if f.name.startswith(prefix)
-                 and f.name[len(prefix):] in TARBALL_COMPRESSIONS]
+        found = [f for f in self.files if f.path.startswith(prefix)
+                 and f.path[len(prefix):] in TARBALL_COMPRESSIONS]
         return found[0] if len(found) == 1 else None
 
     def upstream_version(self) -> str:
@@ -91,25 +86,18 @@ def _record(fields: dict[str, str], where: str) -> SourceRecord:
     directory = need("Directory")
     if not DIRECTORY.fullmatch(directory) or ".." in directory.split("/"):
         raise FormatError(f"{where}: Directory {directory!r} is not a pool path")
-    files = []
-    for line in need("Checksums-Sha256").splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 3 or not SHA256_HEX.fullmatch(parts[0]) or not parts[1].isdigit():
-            raise FormatError(f"{where}: Checksums-Sha256 line {line.strip()!r} is not "
-                              "'sha256 size name'")
-        if not FILE_NAME.fullmatch(parts[2]):
-            raise FormatError(f"{where}: {parts[2]!r} is not a file name")
-        files.append(SourceFile(parts[2], int(parts[1]), parts[0]))
+    files = sha256_lines(need("Checksums-Sha256"), where, "Checksums-Sha256")
+    for f in files:
+        if not FILE_NAME.fullmatch(f.path):
+            raise FormatError(f"{where}: {f.path!r} is not a file name")
     return SourceRecord(name, version, directory, tuple(files))
 
 
 def dumps(records: list[SourceRecord]) -> bytes:
     return json.dumps([[r.name, r.version, r.directory,
-                        [[f.name, f.size, f.sha256] for f in r.files]] for r in records]).encode()
+                        [[f.path, f.size, f.sha256] for f in r.files]] for r in records]).encode()
 
 
 def loads(data: bytes) -> list[SourceRecord]:
-    return [SourceRecord(n, v, d, tuple(SourceFile(fn, size, sha) for fn, size, sha in files))
+    return [SourceRecord(n, v, d, tuple(FileEntry(fn, size, sha) for fn, size, sha in files))
             for n, v, d, files in json.loads(data)]

@@ -239,7 +239,7 @@ def busybox_applets(tree: Tree, binary: str, listing: bytes, mtime: int) -> list
     return made
 
 
-def built_copyright(tree: Tree, source: Any, python_version: str, mtime: int) -> str:
+def built_copyright(tree: Tree, source: Any, python_version: str, mtime: int) -> None:
     """The machine-readable copyright file of a CPython compiled from source, where a
     package's would be (``/usr/share/doc/cpython/copyright``): upstream's licence (the
     PSF License Agreement, whose whole text, with the notices of what CPython bundles,
@@ -260,4 +260,3 @@ def built_copyright(tree: Tree, source: Any, python_version: str, mtime: int) ->
         "License: PSF-2.0\n"
         + "".join(f" {line}\n" if line.strip() else " .\n" for line in body.splitlines()))
     tree.put(Entry(path, FILE, 0o644, data=text.encode(), mtime=mtime, package=INTERPRETER))
-    return path

@@ -82,8 +82,6 @@ def lock(prof: Profile, out: Path, opts: Options) -> LockOutcome:
     new = lockfile.from_resolution(prof, [s.record for s in sources], resolutions,
                                    built.linked if built else None)
     if built is not None:
-        from composer.pipeline import pybuild
-
         for res in resolutions:
             pybuild.check_closure(prof, res.architecture, res.packages, built)
         new = pybuild.with_build(new, built)

@@ -85,7 +85,7 @@ def gate_lock(prof: Profile, lk: Lock, opts: BuildOptions) -> None:
     prep = prepare(quick, Path("(new lock)"), opts, lock=lk)
     for arch in prep.archs:
         debs = read_debs(lk.for_arch(arch), prep.paths, prep.cache, opts.workers)
-        interp = interpreter(prof, prep, arch, opts) if lk.python_source else None
+        interp = interpreter(prof, prep, arch, opts).entries if lk.python_source else None
         built = assemble_tree(quick, lk, arch, debs, prep.epoch, prep.cache, _run_program,
                               opts.workers, interpreter=interp)
         enforce(evaluate_tree(quick, lk, arch, built, "", prep.epoch))

@@ -379,7 +379,7 @@ def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
         reused = True
     else:
         debs = read_debs(lk.for_arch(arch), prep.paths, cache, opts.workers, opts.memo)
-        interp = interpreter(prof, prep, arch, opts) if lk.python_source else None
+        interp = interpreter(prof, prep, arch, opts).entries if lk.python_source else None
         built = assemble_tree(prof, lk, arch, debs, epoch, cache, _run_program, opts.workers,
                               opts.memo, interp)
         if prof.image.sbom:
@@ -402,15 +402,10 @@ def arch_image(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions,
     return ArchImage(desc, arch_blobs, lay, config_bytes, result, built, audited)
 
 
-def interpreter(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions
-                ) -> Mapping[str, Entry]:
-    """The files of the CPython the lock builds from source: from the cache (unless the
-    memo is off, as for ``verify``), or built again from the lock's pinned source and
-    build root; either way, the files the lock was made from."""
-    return _interpreter(prof, prep, arch, opts).entries
-
-
-def _interpreter(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions) -> Interpreter:
+def interpreter(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions) -> Interpreter:
+    """The CPython the lock builds from source: from the cache (unless the memo is off,
+    as for ``verify``), or built again from the lock's pinned source and build root;
+    either way, the files the lock was made from."""
     from composer.pipeline import pybuild
 
     if arch in prep.interpreters:
@@ -429,7 +424,7 @@ def _interpreter(prof: Profile, prep: Prepared, arch: str, opts: BuildOptions) -
         builder = lk.python_build(machine)
         assert builder is not None  # the lock's reader checks it is there
         build_python = (machine, builder.tree_sha256,
-                        lambda: _interpreter(prof, prep, machine, opts))
+                        lambda: interpreter(prof, prep, machine, opts))
     root_pkgs = lk.build_root(arch)
     files = fetched(wanted_debs(lk.sources, root_pkgs, lk.python_source), prep.cache, opts)
     got = pybuild.interpreter(

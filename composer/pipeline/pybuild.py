@@ -33,7 +33,7 @@ from composer.errors import ComposeError, LockError
 from composer.image import buildroot, layer, ldcache
 from composer.image.tree import DIR, FILE, HARDLINK, SYMLINK, Entry
 from composer.lockfile import BuiltPython, Lock, LockedPackage, LockedSource
-from composer.model import INTERPRETER, PackageRecord, Profile, PythonBuild
+from composer.model import INTERPRETER, SOURCE_BUILD_MACHINE, PackageRecord, Profile, PythonBuild
 from composer.pipeline import sandbox
 
 BUILD_TIMEOUT = 4 * 3600.0
@@ -52,10 +52,7 @@ def pin_source(find: Callable[[Any, str], list[Any]], verified: Sequence[Any], v
     if not records:
         raise LockError(f"{where} has no source package {name} in its Sources index",
                         f"name a source-suite that carries Python {version}")
-    newest = records[0]
-    for r in records[1:]:
-        if debversion.compare(r.version, newest.version) > 0:
-            newest = r
+    newest = max(records, key=lambda r: debversion.key(r.version))
     tarball = newest.upstream_tarball()
     if tarball is None:
         raise LockError(f"{where}: {name} {newest.version} lists no single upstream tarball "
@@ -165,12 +162,6 @@ def runtime_links(root: Mapping[str, Entry], output: Mapping[str, Entry], arch: 
     return tuple(sorted(found.items()))
 
 
-def built_on(arch: str) -> str:
-    """The architecture whose machine compiles ``arch``'s CPython: ``arch`` itself on the
-    build machine's architecture, else cross-compiled on it."""
-    return arch if arch == cpython.BUILD_MACHINE else cpython.BUILD_MACHINE
-
-
 def interpreter(source: LockedSource, version: str, build: PythonBuild, arch: str,
                 root_pkgs: Sequence[LockedPackage], paths: Mapping[str, Path], cache: Cache,
                 say: Callable[[str], None], env: Mapping[str, str], reuse: bool = True,
@@ -221,7 +212,7 @@ def interpreter(source: LockedSource, version: str, build: PythonBuild, arch: st
         debs = read_debs(list(root_pkgs), paths, cache, os.cpu_count() or 1)
         tree = buildroot.assemble_root(debs, machine, cpython.BUILD_USER, SKIP_IN_ROOT,
                                        cpython.compiler(arch, machine))
-        sandbox.materialize(tree.entries, root, skip=SKIP_IN_ROOT)
+        sandbox.materialize(tree.entries, root, skip=())
         if build_python:
             where = cpython.BUILD_PYTHON.lstrip("/")
             sandbox.materialize({f"{where}/{k}": dataclasses.replace(e, path=f"{where}/{k}")
@@ -277,9 +268,9 @@ class LockedBuild:
 def lock_build(prof: Profile, archive: Any, verified: Sequence[Any], indexes: Sequence[Any],
                cache: Cache, say: Callable[[str], None], env: Mapping[str, str]) -> LockedBuild:
     """Pin the source and the build roots, and build (or take from the cache) each
-    architecture's interpreter to learn what it links. An architecture this machine
-    cannot run is cross-compiled by this machine's own (``built_on``), which is then
-    built too, shipped or not."""
+    architecture's interpreter to learn what it links. The build machine's
+    (``SOURCE_BUILD_MACHINE``) is built natively, shipped or not; the others are
+    cross-compiled on it."""
     from composer import lockfile, resolve
     from composer.pipeline.build import _Debs, wanted_debs
 
@@ -295,7 +286,7 @@ def lock_build(prof: Profile, archive: Any, verified: Sequence[Any], indexes: Se
             by_arch[arch] = archive.index(verified, arch)
         return by_arch[arch]
 
-    machine = cpython.BUILD_MACHINE
+    machine = SOURCE_BUILD_MACHINE
     if not sandbox.native(machine):
         import platform
 
@@ -303,8 +294,6 @@ def lock_build(prof: Profile, archive: Any, verified: Sequence[Any], indexes: Se
                            f"natively, the others cross-compiled), and this one is "
                            f"{platform.machine()}",
                            f"lock on an {machine} machine, or use build = \"debian\"")
-    plan = {arch: built_on(arch) for arch in prof.architectures}
-    natives = sorted({*(a for a, b in plan.items() if a == b), *plan.values()})
     pkgs: list[LockedPackage] = []
     done: dict[str, tuple[BuiltPython, Interpreter]] = {}
 
@@ -318,15 +307,12 @@ def lock_build(prof: Profile, archive: Any, verified: Sequence[Any], indexes: Se
         done[arch] = (BuiltPython(arch, got.tree_sha256, got.links,
                                   build_python[0] if build_python else ""), got)
 
-    for arch in natives:
-        res = resolve.solve(index(arch), cpython.build_roots(version, build))
-        run(arch, list(lockfile.build_packages(records, [res])), None)
-    crossed = sorted(a for a, b in plan.items() if a != b)
-    if crossed:
-        # The build machine's CPython runs in a cross build root: what it links too.
-        native_build, native = done[machine]
-        runs_with = sorted({package for _, package in native_build.links})
-    for arch in crossed:
+    res = resolve.solve(index(machine), cpython.build_roots(version, build))
+    run(machine, list(lockfile.build_packages(records, [res])), None)
+    # The build machine's CPython runs in a cross build root: what it links too.
+    native_build, native = done[machine]
+    runs_with = sorted({package for _, package in native_build.links})
+    for arch in sorted(a for a in prof.architectures if a != machine):
         tools, libraries = cpython.cross_roots(version, build, arch)
         on, to = resolve.cross(index(machine), index(arch), (*tools, *runs_with), libraries)
         root_pkgs = [dataclasses.replace(p, architecture=arch)

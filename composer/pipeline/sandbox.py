@@ -41,12 +41,6 @@ def native(arch: str) -> bool:
     return arch in NATIVE.get(platform.machine(), ())
 
 
-def machine_arch() -> str | None:
-    """This machine's own Debian architecture (None for one compose does not know)."""
-    archs = NATIVE.get(platform.machine())
-    return archs[0] if archs else None
-
-
 def _inside(base: Path, dest: Path) -> None:
     """Refuse a destination whose directory, symlinks resolved, is not below ``base``."""
     parent = dest.parent.resolve()

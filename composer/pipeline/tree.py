@@ -83,8 +83,9 @@ def assemble_tree(prof: Profile, lock: Lock, arch: str, debs: list[tuple[str, de
     assemble.merge(tree, debs)
     if interpreter is not None and lock.python_source is not None:
         runtime = assemble.glob_any(cpython.RUNTIME_STRIP)
-        assemble.overlay(tree, {p: e for p, e in interpreter.items()
-                                if runtime is None or not runtime.match(p)}, epoch)
+        assert runtime is not None
+        assemble.overlay(tree, {p: e for p, e in interpreter.items() if not runtime.match(p)},
+                         epoch)
         effects.built_copyright(tree, lock.python_source, prof.python_version or "", epoch)
     if prof.only:
         locked = {name for name, _ in debs}
